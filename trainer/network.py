@@ -1,0 +1,122 @@
+"""The network: a list of layers, a loss, and a training loop over mini-batches."""
+import time
+
+import numpy as np
+
+from trainer import losses, optim
+from trainer.layers import Activation, Dense
+
+
+class Network:
+    """Layers applied in order; ``add`` them, pick a loss with ``use``, then ``fit``.
+
+    >>> net = Network()
+    >>> net.add(Dense(784, 100)); net.add(Activation("tanh"))
+    """
+
+    def __init__(self):
+        self.layers = []
+        self.loss = None
+
+    def add(self, layer):
+        self.layers.append(layer)
+        return self
+
+    def use(self, loss):
+        """Set the loss, by name (``"mse"``) or as an object from :mod:`trainer.losses`."""
+        self.loss = losses.get(loss) if isinstance(loss, str) else loss
+        return self
+
+    # -- inference -------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Run ``x: (n, d_in)`` through every layer; returns the output ``(n, d_out)``."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def predict_proba(self, x, batch_size=4096):
+        """Class scores for ``x: (n, 784)`` float32, in batches to bound memory: ``(n, 10)``."""
+        x = np.asarray(x, dtype=self.dtype)
+        return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def predict(self, x):
+        """Predicted class per row of ``x``: ``(n,)`` int."""
+        return self.predict_proba(x).argmax(axis=1)
+
+    @property
+    def dtype(self):
+        dense = self.dense_layers()
+        return dense[0].W.dtype if dense else np.float32
+
+    def dense_layers(self):
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    def parameters(self):
+        return [pair for layer in self.layers for pair in layer.parameters()]
+
+    # -- training --------------------------------------------------------------
+    def backward(self, out, y):
+        """Backpropagate the loss gradient for one batch; fills every layer's grads."""
+        layers = self.layers
+        if self.loss.fuses and getattr(layers[-1], "name", None) == self.loss.fuses:
+            layers = layers[:-1]  # the loss's delta is already dL/dz of the fused layer
+        delta = self.loss.delta(out, y)
+        for layer in reversed(layers):
+            delta = layer.backward(delta)
+        return delta
+
+    def train_step(self, x, y, optimizer, lr):
+        """One mini-batch: forward, backward, update. Returns ``(loss, n_correct)``."""
+        out = self.forward(x, training=True)
+        self.backward(out, y)
+        optimizer.step(lr)
+        return self.loss.value(out, y), int((out.argmax(1) == y.argmax(1)).sum())
+
+    def fit(self, x, y, epochs=1, batch_size=32, lr=0.1, optimizer="sgd", schedule="constant",
+            weight_decay=0.0, warmup=0, rng=None, augment=None, validation=None, callback=None,
+            epoch_size=None):
+        """Train with mini-batch gradient descent.
+
+        x: (n, d) float inputs; y: (n, k) one-hot targets. Each epoch visits
+        ``epoch_size`` samples (default all ``n``) in a fresh random order drawn
+        from ``rng``. ``augment(xb, rng) -> xb`` transforms each batch;
+        ``validation=(xv, yv)`` is scored after every epoch. ``callback(stats)``
+        gets a dict per epoch and may return ``False`` to stop early.
+        Returns the list of per-epoch stats dicts.
+        """
+        if self.loss is None:
+            raise ValueError("call use(loss) before fit")
+        rng = rng if rng is not None else np.random.default_rng()
+        dense = self.dense_layers()
+        if dense and self.layers[0] is dense[0]:
+            dense[0].needs_input_grad = False  # nobody consumes dL/dx of the data
+        opt = optimizer if not isinstance(optimizer, str) else optim.get(
+            optimizer, self.parameters(), lr, weight_decay)
+        lr_at = optim.SCHEDULES[schedule]
+        n_per_epoch = epoch_size or len(x)
+        steps_per_epoch = -(-n_per_epoch // batch_size)
+        total, step, history, start = epochs * steps_per_epoch, 0, [], time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(len(x))[:n_per_epoch]
+            loss_sum = correct = 0
+            for i in range(0, n_per_epoch, batch_size):
+                idx = order[i:i + batch_size]
+                xb = x[idx] if augment is None else augment(x[idx], rng)
+                loss, ok = self.train_step(xb, y[idx], opt, lr_at(lr, step, total, warmup))
+                loss_sum += loss * len(idx)
+                correct += ok
+                step += 1
+            stats = {"epoch": epoch, "epochs": epochs, "loss": loss_sum / n_per_epoch,
+                     "train_accuracy": correct / n_per_epoch,
+                     "elapsed": time.perf_counter() - start, "samples": epoch * n_per_epoch}
+            if validation is not None:
+                stats["val_accuracy"] = self.accuracy(*validation)
+            history.append(stats)
+            if callback is not None and callback(stats) is False:
+                break
+        return history
+
+    def accuracy(self, x, y):
+        """Fraction of rows whose predicted class matches ``y`` (labels or one-hot)."""
+        labels = y.argmax(1) if y.ndim == 2 else y
+        return float((self.predict(x) == labels).mean())
