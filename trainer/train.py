@@ -1,0 +1,141 @@
+"""The training job: data in, a validated model version out.
+
+``run(config, ...)`` trains ``runs`` seeds, logs one line per epoch to stdout,
+evaluates on the test set, and writes the best run as the next model version.
+"""
+import datetime
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import trainer
+from trainer import augment, report
+from trainer.layers import Activation, Dense, Dropout
+from trainer.model_io import save_version
+from trainer.network import Network
+
+
+def log(message):
+    print(message, file=sys.stdout, flush=True)
+
+
+def build_network(cfg, rng, d_in=784, d_out=10):
+    """The MLP ``d_in - hidden... - d_out`` that ``cfg`` describes."""
+    net, widths = Network(), (d_in, *cfg.hidden)
+    for a, b in zip(widths, widths[1:]):
+        net.add(Dense(a, b, init=cfg.init, rng=rng)).add(Activation(cfg.activation))
+        if cfg.dropout:
+            net.add(Dropout(cfg.dropout, rng=rng))
+    net.add(Dense(widths[-1], d_out, init=cfg.init, rng=rng)).add(Activation(cfg.output_activation))
+    return net.use(cfg.loss)
+
+
+def split(mnist, cfg, rng):
+    """Scale to float32 [0, 1], one-hot the targets, hold out a validation split."""
+    x = mnist.x_train.reshape(len(mnist.x_train), -1).astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[mnist.y_train]
+    order = rng.permutation(len(x))
+    n_val = int(round(cfg.val_split * len(x)))
+    val, tr = order[:n_val], order[n_val:]
+    x_test = mnist.x_test.reshape(len(mnist.x_test), -1).astype(np.float32) / 255
+    return (x[tr], y[tr]), (x[val], y[val]) if n_val else None, (x_test, mnist.y_test.astype(np.intp))
+
+
+def epoch_logger(log_every):
+    def callback(s):
+        if s["epoch"] % log_every and s["epoch"] != s["epochs"]:
+            return
+        rate = s["samples"] / s["elapsed"]
+        eta = s["elapsed"] / s["epoch"] * (s["epochs"] - s["epoch"])
+        val = f"  val {s['val_accuracy']:.2%}" if "val_accuracy" in s else ""
+        log(f"epoch {s['epoch']:>3}/{s['epochs']}  loss {s['loss']:.4f}  train {s['train_accuracy']:.2%}{val}"
+            f"  {rate:,.0f} samples/s  elapsed {s['elapsed']:.1f}s  eta {eta:.1f}s")
+    return callback
+
+
+def train_once(cfg, mnist, log_every=1):
+    """Train one seed; return ``(network, history, seconds, test metrics)``."""
+    rng = np.random.default_rng(cfg.seed)
+    (x, y), val, (x_test, y_test) = split(mnist, cfg, rng)
+    net = build_network(cfg, rng)
+    warmup = int(cfg.warmup_epochs * -(-(cfg.epoch_size or len(x)) // cfg.batch_size))
+    start = time.perf_counter()
+    history = net.fit(x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                      optimizer=cfg.optimizer, schedule=cfg.schedule, warmup=warmup,
+                      weight_decay=cfg.weight_decay, rng=rng, augment=augment.AUGMENTERS[cfg.augment],
+                      validation=val, callback=epoch_logger(log_every), epoch_size=cfg.epoch_size)
+    seconds = time.perf_counter() - start
+    return net, history, seconds, evaluate(net, x_test, y_test)
+
+
+def evaluate(net, x_test, y_test):
+    out = net.predict_proba(x_test)
+    cm = report.confusion_matrix(y_test, out.argmax(1))
+    return {"test_accuracy": float(np.trace(cm) / cm.sum()),
+            "test_loss": net.loss.value(out, np.eye(10, dtype=out.dtype)[y_test]),
+            "per_class": report.per_class(cm), "confusion_matrix": cm.tolist()}
+
+
+def code_version():
+    """Package version, plus the git commit when run from a checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5, check=True).stdout.strip()
+        return f"{trainer.__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return trainer.__version__
+
+
+def model_card(cfg, mnist, history, seconds, metrics, runs):
+    return {
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        "loss": cfg.loss,
+        "labels": [str(d) for d in range(10)],
+        "input": {"shape": [28, 28], "layout": "row-major, flattened to 784",
+                  "polarity": "white (255) ink on black (0) background, as in MNIST",
+                  "scale": 1 / 255, "mean": 0.0, "std": 1.0},
+        "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
+        "dataset": {"name": "MNIST", "sha256": mnist.sha256},
+        "metrics": metrics,
+        "training_time_seconds": round(seconds, 2),
+        "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
+        "runs": runs,
+    }
+
+
+def run(cfg, mnist, models_dir, model_name, runs=1, log_every=1):
+    """Train ``runs`` seeds from ``cfg.seed`` on; save the best as a new version.
+
+    Returns the saved version's path. Interruptions propagate before anything
+    is written, so a stopped job never leaves a partial model.
+    """
+    results = []
+    for i in range(runs):
+        run_cfg = cfg.__class__(**{**vars(cfg), "seed": cfg.seed + i})
+        log(f"run {i + 1}/{runs}: seed {run_cfg.seed}, {describe(run_cfg)}")
+        net, history, seconds, metrics = train_once(run_cfg, mnist, log_every)
+        log(f"run {i + 1}/{runs}: test accuracy {metrics['test_accuracy']:.2%} in {seconds:.1f}s")
+        results.append((metrics["test_accuracy"], run_cfg, net, history, seconds, metrics))
+    accs = np.array([r[0] for r in results])
+    if runs > 1:
+        log(f"test accuracy over {runs} runs: {accs.mean():.2%} ± {accs.std():.2%} "
+            f"(min {accs.min():.2%}, max {accs.max():.2%}); keeping seed {results[accs.argmax()][1].seed}")
+    acc, best_cfg, net, history, seconds, metrics = results[int(accs.argmax())]
+    summary = [{"seed": r[1].seed, "test_accuracy": r[0], "training_time_seconds": round(r[4], 2)}
+               for r in results]
+    card = model_card(best_cfg, mnist, history, seconds, metrics, summary)
+    cm = np.array(metrics["confusion_matrix"])
+    title = f"{model_name}: {describe(best_cfg)}, test accuracy {acc:.2%}"
+    path = save_version(net, card, models_dir, model_name,
+                        artifacts={"training.png": lambda p: report.plot(history, cm, p, title)})
+    log(f"saved {path} (test accuracy {acc:.2%})")
+    return path
+
+
+def describe(cfg):
+    widths = "-".join(str(w) for w in (784, *cfg.hidden, 10))
+    return f"{widths} {cfg.activation}, {cfg.loss}, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}"
