@@ -10,9 +10,17 @@ from trainer.presets import PRESETS, preset
 from trainer.train import log, run
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show real defaults, keep the presets table's layout, and hide "default: None"
+    (an unset option means "whatever the preset says")."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parser():
     p = argparse.ArgumentParser(
-        prog="mnist-train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="mnist-train", formatter_class=_Formatter, epilog=_presets_table(),
         description="Train a NumPy MLP on MNIST and write it to MODELS_DIR/<name>/<N>/ "
                     "(model.npz + model.json + training.png). Options left unset come from --preset.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
@@ -46,6 +54,20 @@ def parser():
     p.add_argument("--model-name", default=os.environ.get("MODEL_NAME", "mnist"),
                    help="model name: versions go to MODELS_DIR/NAME/N (env MODEL_NAME)")
     return p
+
+
+def _presets_table():
+    """What each preset sets, so --help answers "what does --preset fast mean"."""
+    fields = ("hidden", "activation", "loss", "init", "optimizer", "lr", "schedule", "weight_decay",
+              "dropout", "epochs", "batch_size", "epoch_size", "augment", "val_split", "seed")
+    names = sorted(PRESETS)
+    rows = [f"  {'':<13}" + "".join(f"{n:>23}" for n in names)]
+    for f in fields:
+        values = [getattr(PRESETS[n], f) for n in names]
+        values = [",".join(map(str, v)) if isinstance(v, tuple) else f"{v:.4g}" if isinstance(v, float) else str(v)
+                  for v in values]
+        rows.append(f"  {f:<13}" + "".join(f"{v:>23}" for v in values))
+    return "preset values (options override them one by one):\n" + "\n".join(rows)
 
 
 def _stop(signum, frame):
