@@ -34,7 +34,7 @@ class DataError(Exception):
     """A missing, unreadable, corrupt or inconsistent MNIST file. The message is one line."""
 
     def __init__(self, message):
-        super().__init__(" ".join(str(message).split()))  # callers print it as a single log line
+        super().__init__(" ".join(str(message).splitlines()))  # callers print it as a single log line
 
 
 # eq=False: field-wise == on arrays is ambiguous, and a frozen eq dataclass would hash them.
