@@ -1,0 +1,132 @@
+"""Bytes to pixels: decode an upload safely, then bring any Pillow mode to L or RGB.
+
+Decoding is where hostile input arrives, so the pixel limit is checked from the
+header, before a single row is decompressed: a 50-byte PNG can declare
+100000x100000 pixels, and loading it would allocate ten gigabytes.
+"""
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Formats a browser, phone or scanner produces. Pillow can open more (EPS even
+# runs Ghostscript), but every extra parser is attack surface for no user.
+# (Phone photos that are MPO files are opened by the JPEG parser.)
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+EXIF_ORIENTATION = 0x0112
+JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below this side
+
+
+class ImageError(ValueError):
+    """An upload that cannot become a digit image; ``str()`` is safe to show a client."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than allowed (HTTP 413)."""
+
+
+class InvalidImage(ImageError):
+    """Empty, not an image, or undecodable (HTTP 400)."""
+
+
+def decode_image(data, *, max_pixels):
+    """The first frame of the image in ``data`` (bytes), loaded, at most ``max_pixels`` pixels.
+
+    Raises ImageTooLarge or InvalidImage with a short message that never
+    quotes Pillow's exception text (it can name internals or file paths).
+    """
+    if not data:
+        raise InvalidImage("the upload is empty")
+    # catch_warnings is process-global state, but the only filters set here are
+    # narrowing ones: a race can at worst leave "ignore" set for Pillow's chatter.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data" on odd files
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = _open(data, max_pixels)
+        try:
+            img.load()  # first frame only: multi-frame images are opened at frame 0
+        except Exception:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
+            raise InvalidImage("the image data is truncated or corrupt") from None
+    return img
+
+
+def _open(data, max_pixels):
+    try:
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge("the image has too many pixels") from None
+    except Image.UnidentifiedImageError:
+        raise InvalidImage("the upload is not an image in a supported format "
+                           "(PNG, JPEG, GIF, BMP, TIFF, WebP)") from None
+    except Exception:
+        raise InvalidImage("the image header is corrupt") from None
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise InvalidImage("the image has no pixels")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+    if img.format in ("JPEG", "MPO") and max(width, height) > 2 * JPEG_DRAFT_SIDE:
+        scale = JPEG_DRAFT_SIDE / max(width, height)  # DCT scaling: decode 4-64x less
+        img.draft(img.mode, (math.ceil(width * scale), math.ceil(height * scale)))
+    return img
+
+
+def upright(img):
+    """``img`` rotated/flipped as its EXIF orientation tag says (phone photos)."""
+    try:
+        if img.getexif().get(EXIF_ORIENTATION, 1) == 1:
+            return img
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block is no reason to refuse the pixels
+        return img
+
+
+def standard(img):
+    """``img`` as mode L or RGB, with alpha composited so that strokes stay visible.
+
+    A drawing exported on a transparent canvas carries its strokes in alpha
+    only; its colour channels are often black everywhere. Compositing those
+    black strokes onto black would erase them, so the backdrop is chosen to
+    contrast with the strokes' own colour.
+    """
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _stretched(img)
+    if mode in ("P", "PA"):
+        alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if alpha else "RGB")
+    elif mode == "La":  # premultiplied
+        img = img.convert("LA")
+    elif mode != "RGBA" and mode != "LA":
+        img = img.convert("RGBA" if mode == "RGBa" else "RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    return _flattened(img) if img.mode in ("LA", "RGBA") else img
+
+
+def _stretched(img):
+    """16/32-bit integer or float pixels, min-max stretched to 8-bit L."""
+    x = np.asarray(img, dtype=np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    if not hi > lo:  # constant, or NaN in a float image
+        return Image.new("L", img.size, 0)
+    return Image.fromarray(np.round((x - lo) * (255 / (hi - lo))).astype(np.uint8), "L")
+
+
+def _flattened(img):
+    """An LA/RGBA image composited onto white or black, whichever the strokes are not."""
+    alpha = img.getchannel("A")
+    lo, _ = alpha.getextrema()
+    base = img.convert("L" if img.mode == "LA" else "RGB")
+    if lo == 255:
+        return base
+    a = np.asarray(alpha, dtype=np.float32)
+    stroke = float((np.asarray(base.convert("L"), dtype=np.float32) * a).sum() / a.sum()) if a.any() else 0.0
+    backdrop = Image.new(base.mode, img.size, 255 if stroke < 128 else 0)
+    return Image.composite(base, backdrop, alpha)

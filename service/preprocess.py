@@ -1,0 +1,231 @@
+"""Any picture of a digit -> the 28x28 input an MNIST model expects.
+
+MNIST's recipe: white ink on black, the digit's bounding box scaled to fit
+20x20 (aspect kept, anti-aliased), then placed so that its centre of mass is
+the centre (14, 14) of a 28x28 field. Uploads need work before that recipe
+applies: the paper may be any colour, lit unevenly, darker or lighter than the
+ink, and the digit may be a speck in a large photo. So:
+
+1. ``ink``: measure every pixel's difference from the paper along the colour
+   direction in which the ink differs most (handles coloured ink, coloured
+   paper and either polarity), and subtract a smooth local paper level
+   (uneven lighting);
+2. ``crop``: threshold (Otsu), keep the row and column span carrying the most
+   ink (drops specks and smudges away from the digit), crop, stretch contrast;
+3. ``fit``: bring strokes to MNIST's width if they are hair-thin at 20x20,
+   scale into 20x20 and centre by mass in 28x28.
+"""
+import numpy as np
+from PIL import Image, ImageChops, ImageFilter
+
+from service.imaging import ImageError, ImageTooLarge, InvalidImage, decode_image, standard, upright
+
+__all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_image", "to_mnist", "to_batch"]
+
+SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
+WORK_SIDE = 512      # larger images are box-reduced first; a digit needs far fewer pixels
+MIN_CONTRAST = 40    # of 255: weaker differences from the paper are not ink (blank page)
+MARGIN = 48          # S keeps this much room below the paper level, for lighting dips
+STROKE = 2.6         # MNIST's median stroke width at 20x20 scale, in pixels
+MID = 4 * BOX        # strokes are thickened at this intermediate size
+
+
+def to_batch(images):
+    """``images``: list of PIL images -> ``(n, 784)`` float32 in [0, 1]."""
+    return np.stack([to_mnist(img) for img in images]) if images else np.zeros((0, SIDE * SIDE), np.float32)
+
+
+def to_mnist(img):
+    """One PIL image of any mode and size -> ``(784,)`` float32 in [0, 1], MNIST-like.
+
+    A picture without ink (blank, or a uniform colour) gives all zeros.
+    """
+    img = standard(upright(img))
+    ready = already_mnist(img)
+    if ready is not None:
+        return ready
+    ink = ink_map(_reduced(img))
+    patch = None if ink is None else digit_crop(ink)
+    if patch is None:
+        return np.zeros(SIDE * SIDE, np.float32)
+    return centred(fit_box(*patch)).ravel()
+
+
+def already_mnist(img):
+    """``(784,)`` if ``img`` is already a clean, centred 28x28 digit (either polarity), else None.
+
+    Plain MNIST images pass through untouched: re-cropping and rescaling them
+    could only blur them.
+    """
+    if img.size != (SIDE, SIDE) or img.mode != "L":
+        return None
+    x = np.asarray(img)
+    if np.median(_border(x)) > 127:
+        x = 255 - x
+    if _border(x).max() > MIN_CONTRAST:
+        return None
+    mass = x.astype(np.float32)
+    total = mass.sum()
+    if total == 0:
+        return mass.ravel()
+    rows, cols = np.flatnonzero((x > 127).any(1)), np.flatnonzero((x > 127).any(0))
+    if rows.size == 0 or rows[-1] - rows[0] >= BOX + 2 or cols[-1] - cols[0] >= BOX + 2:
+        return None
+    cy, cx = _centre_of_mass(mass, total)
+    if abs(cy - CENTRE) > 1 or abs(cx - CENTRE) > 1:
+        return None
+    return (mass / 255).ravel()
+
+
+def _border(x):
+    return np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
+
+
+def _centre_of_mass(mass, total):
+    h, w = mass.shape
+    return (mass.sum(1) @ np.arange(h)) / total, (mass.sum(0) @ np.arange(w)) / total
+
+
+def _reduced(img):
+    """``img`` box-averaged by an integer factor so its longer side is at most WORK_SIDE."""
+    factor = -(-max(img.size) // WORK_SIDE)
+    return img.reduce(factor) if factor > 1 else img
+
+
+# -- 1. ink ------------------------------------------------------------------------
+def ink_map(img):
+    """L or RGB image -> ``(h, w)`` uint8 ink strength (0 = paper), or None if there is no ink."""
+    x = np.asarray(img)
+    paper = np.median(_border(x), axis=0)
+    direction = _ink_direction(x, paper)
+    if direction is None:
+        return None
+    offset = MARGIN - float(direction @ paper) if x.ndim == 3 else None
+    if x.ndim == 3:
+        s = img.convert("L", (*direction, offset))
+    else:
+        lut = np.clip(direction * (np.arange(256) - paper) + MARGIN, 0, 255)
+        s = img.point(np.round(lut).astype(np.uint8).tolist())
+    return np.asarray(ImageChops.subtract(s, _paper_level(s)))
+
+
+def _ink_direction(x, paper):
+    """Unit (L1) colour vector from the paper towards the ink, or None if nothing differs enough.
+
+    The pixels differing most from the border's median colour are taken as
+    ink; their mean difference says whether ink is darker or lighter and in
+    which hue, so blue ink on yellow paper is measured along blue-vs-yellow.
+    """
+    step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 20000)))
+    diff = x[::step, ::step].reshape(-1, x.shape[2] if x.ndim == 3 else 1) - paper.astype(np.float32)
+    dist = np.abs(diff).sum(1)
+    far = dist.max()
+    if far < MIN_CONTRAST:
+        return None
+    mean = diff[dist >= far / 2].mean(0)
+    return mean / np.abs(mean).sum() if x.ndim == 3 else np.sign(mean[0])
+
+
+def _paper_level(s):
+    """A smooth estimate of the paper's level in S: the lowest local value, blurred.
+
+    Works on cells (1/16 of the short side) so that a minimum over 5x5 cells
+    spans more than any stroke is wide, leaving only the paper under the ink.
+    """
+    w, h = s.size
+    if min(w, h) < 64:
+        return Image.new("L", s.size, MARGIN)
+    cells = s.reduce(max(2, min(w, h) // 16))
+    level = cells.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.BoxBlur(1))
+    return level.resize(s.size, Image.Resampling.BILINEAR)
+
+
+# -- 2. crop -----------------------------------------------------------------------
+def digit_crop(ink):
+    """``ink``: (h, w) uint8 -> (patch, mask) cropped to the digit, patch float32 in [0, 1]; or None."""
+    if ink.max() < MIN_CONTRAST:
+        return None
+    t = max(otsu(ink), MIN_CONTRAST // 2)
+    mask = ink > t
+    gap = max(2, round(0.05 * max(ink.shape)))
+    r0, r1 = _main_span(mask.sum(1), gap)
+    c0, c1 = _main_span(mask[r0:r1].sum(0), gap)
+    r0, r1 = _main_span(mask[:, c0:c1].sum(1), gap)
+    crop, mask = ink[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
+    hi = np.percentile(crop[mask], 90)
+    lo = t / 2
+    return np.clip((crop - lo) / max(hi - lo, 1.0), 0, 1), mask
+
+
+def otsu(x):
+    """Otsu's threshold of uint8 array ``x``: the level maximising between-class variance."""
+    p = np.bincount(x.ravel(), minlength=256) / x.size
+    omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
+    return int(np.nanargmax(np.where(np.isfinite(between), between, np.nan)))
+
+
+def _main_span(profile, gap):
+    """(start, stop) of the run of nonzero ``profile`` entries, bridging gaps up to ``gap``, with the most mass."""
+    on = np.flatnonzero(profile)
+    cuts = np.flatnonzero(np.diff(on) > gap)
+    starts, stops = np.r_[on[0], on[cuts + 1]], np.r_[on[cuts], on[-1]] + 1
+    cumulative = np.r_[0, np.cumsum(profile)]
+    k = np.argmax(cumulative[stops] - cumulative[starts])
+    return int(starts[k]), int(stops[k])
+
+
+# -- 3. fit ------------------------------------------------------------------------
+def fit_box(patch, mask):
+    """Crop (h, w) -> the digit scaled to fit BOX x BOX, aspect kept, strokes at least MNIST-thin."""
+    h, w = patch.shape
+    size = max(h, w)
+    img = Image.fromarray(patch, "F")
+    if size > MID:
+        img = img.resize(_fit((w, h), MID), Image.Resampling.BOX)
+    width = stroke_width(mask) * BOX / size
+    if width < STROKE * 0.7:
+        radius = round((STROKE - width) * max(img.size) / BOX / 2)
+        img = Image.fromarray(dilate(np.asarray(img), radius), "F") if radius else img
+    return np.asarray(img.resize(_fit((w, h), BOX), Image.Resampling.BILINEAR)).clip(0, 1)
+
+
+def _fit(size, side):
+    w, h = size
+    scale = side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def stroke_width(mask):
+    """Mean stroke width of boolean ``mask`` in pixels: 2 * area / boundary length."""
+    area = mask.sum()
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    boundary = area - inner.sum()
+    return 2 * area / max(boundary, 1)
+
+
+def dilate(x, r):
+    """Grey dilation of ``x`` (h, w) by a (2r+1) square: the max over shifted copies."""
+    out = x.copy()
+    pad = np.pad(x, r)
+    h, w = x.shape
+    for d in range(2 * r + 1):
+        np.maximum(out, pad[d:d + h, r:r + w], out=out)
+    rows = out.copy()
+    pad = np.pad(rows, r)
+    for d in range(2 * r + 1):
+        np.maximum(out, pad[r:r + h, d:d + w], out=out)
+    return out
+
+
+def centred(box):
+    """(h, w) <= (20, 20) -> (28, 28) float32 with the centre of mass at (14, 14)."""
+    out = np.zeros((SIDE, SIDE), np.float32)
+    h, w = box.shape
+    total = box.sum()
+    cy, cx = _centre_of_mass(box, total) if total > 0 else ((h - 1) / 2, (w - 1) / 2)
+    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
+    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
+    out[top:top + h, left:left + w] = box
+    return out
