@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 # (Phone photos that are MPO files are opened by the JPEG parser.)
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 EXIF_ORIENTATION = 0x0112
+OPAQUE = [255 * (a >= 128) for a in range(256)]  # point() table: the pixels that are mostly opaque
 JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below this side
 
 
@@ -120,13 +121,17 @@ def _stretched(img):
 
 
 def _flattened(img):
-    """An LA/RGBA image composited onto white or black, whichever the strokes are not."""
+    """An LA/RGBA image as L or RGB: alpha itself when the colour is uniform, else
+    composited onto white or black, whichever the strokes are not."""
+    bands = img.getextrema()
+    if bands[-1][0] == 255:  # fully opaque: alpha says nothing
+        return img.convert("L" if img.mode == "LA" else "RGB")
     alpha = img.getchannel("A")
-    lo, _ = alpha.getextrema()
+    if all(lo == hi for lo, hi in bands[:-1]):  # one stroke colour: alpha is the ink (white on black)
+        return alpha
     base = img.convert("L" if img.mode == "LA" else "RGB")
-    if lo == 255:
-        return base
-    a = np.asarray(alpha, dtype=np.float32)
-    stroke = float((np.asarray(base.convert("L"), dtype=np.float32) * a).sum() / a.sum()) if a.any() else 0.0
+    grey = base if base.mode == "L" else base.convert("L")
+    hist = np.asarray(grey.histogram(mask=alpha.point(OPAQUE)))  # the strokes' grey levels
+    stroke = hist @ np.arange(256) / hist.sum() if hist.any() else 0.0
     backdrop = Image.new(base.mode, img.size, 255 if stroke < 128 else 0)
     return Image.composite(base, backdrop, alpha)

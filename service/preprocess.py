@@ -28,6 +28,9 @@ MIN_CONTRAST = 40    # of 255: weaker differences from the paper are not ink (bl
 MARGIN = 48          # S keeps this much room below the paper level, for lighting dips
 STROKE = 2.6         # MNIST's median stroke width at 20x20 scale, in pixels
 MID = 4 * BOX        # strokes are thickened at this intermediate size
+SAMPLES = 20_000     # pixels looked at to learn the ink's colour
+MEAN_OF_CHANNELS = (1 / 3, 1 / 3, 1 / 3, 0)
+FLAT = 4             # paper levels varying less than this are treated as constant
 
 
 def to_batch(images):
@@ -94,36 +97,45 @@ def _reduced(img):
 
 # -- 1. ink ------------------------------------------------------------------------
 def ink_map(img):
-    """L or RGB image -> ``(h, w)`` uint8 ink strength (0 = paper), or None if there is no ink."""
-    x = np.asarray(img)
-    paper = np.median(_border(x), axis=0)
-    direction = _ink_direction(x, paper)
+    """L or RGB image -> L image of ink strength (0 = paper), or None if there is no ink."""
+    paper = np.median(_border(np.asarray(img)), axis=0)
+    direction = _ink_direction(img, paper)
     if direction is None:
         return None
-    offset = MARGIN - float(direction @ paper) if x.ndim == 3 else None
-    if x.ndim == 3:
-        s = img.convert("L", (*direction, offset))
+    if img.mode == "RGB":
+        s = img.convert("L", (*direction, MARGIN - float(direction @ paper)))
     else:
         lut = np.clip(direction * (np.arange(256) - paper) + MARGIN, 0, 255)
         s = img.point(np.round(lut).astype(np.uint8).tolist())
-    return np.asarray(ImageChops.subtract(s, _paper_level(s)))
+    return ImageChops.subtract(s, _paper_level(s))
 
 
-def _ink_direction(x, paper):
-    """Unit (L1) colour vector from the paper towards the ink, or None if nothing differs enough.
+def _ink_direction(img, paper):
+    """Colour vector (L1 norm 1) from the paper towards the ink, or None if nothing differs enough.
 
     The pixels differing most from the border's median colour are taken as
     ink; their mean difference says whether ink is darker or lighter and in
     which hue, so blue ink on yellow paper is measured along blue-vs-yellow.
+    A subsample of about SAMPLES pixels is plenty to learn the ink's colour.
     """
-    step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 20000)))
-    diff = x[::step, ::step].reshape(-1, x.shape[2] if x.ndim == 3 else 1) - paper.astype(np.float32)
-    dist = np.abs(diff).sum(1)
-    far = dist.max()
-    if far < MIN_CONTRAST:
+    w, h = img.size
+    step = int(np.ceil(np.sqrt(w * h / SAMPLES)))
+    if step > 1:  # box averages: a thin line fades but keeps its hue, and noise averages out
+        img = img.reduce(step)
+    x = np.asarray(img)
+    dist = ImageChops.difference(img, Image.new(img.mode, img.size, _colour(paper)))
+    dist = np.asarray(dist.convert("L", MEAN_OF_CHANNELS) if img.mode == "RGB" else dist)
+    far = int(dist.max())
+    if far < MIN_CONTRAST / step:
         return None
-    mean = diff[dist >= far / 2].mean(0)
-    return mean / np.abs(mean).sum() if x.ndim == 3 else np.sign(mean[0])
+    strong = (dist >= far / 2).ravel().astype(np.float32)
+    mean = strong @ x.reshape(strong.size, -1).astype(np.float32) / strong.sum() - paper
+    norm = np.abs(mean).sum()
+    return None if norm == 0 else mean / norm
+
+
+def _colour(paper):
+    return tuple(int(round(c)) for c in paper) if np.ndim(paper) else int(round(paper))
 
 
 def _paper_level(s):
@@ -137,41 +149,53 @@ def _paper_level(s):
         return Image.new("L", s.size, MARGIN)
     cells = s.reduce(max(2, min(w, h) // 16))
     level = cells.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.BoxBlur(1))
+    lo, hi = level.getextrema()
+    if hi - lo <= FLAT:  # evenly lit (every digital drawing): skip the costly upscale
+        return Image.new("L", s.size, lo)
     return level.resize(s.size, Image.Resampling.BILINEAR)
 
 
 # -- 2. crop -----------------------------------------------------------------------
 def digit_crop(ink):
-    """``ink``: (h, w) uint8 -> (patch, mask) cropped to the digit, patch float32 in [0, 1]; or None."""
-    if ink.max() < MIN_CONTRAST:
+    """L image of ink -> (patch, mask) cropped to the digit, patch float32 in [0, 1]; or None."""
+    hist = np.asarray(ink.histogram())
+    if hist[MIN_CONTRAST:].sum() == 0:
         return None
-    t = max(otsu(ink), MIN_CONTRAST // 2)
-    mask = ink > t
-    gap = max(2, round(0.05 * max(ink.shape)))
-    r0, r1 = _main_span(mask.sum(1), gap)
-    c0, c1 = _main_span(mask[r0:r1].sum(0), gap)
-    r0, r1 = _main_span(mask[:, c0:c1].sum(1), gap)
-    crop, mask = ink[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
-    hi = np.percentile(crop[mask], 90)
-    lo = t / 2
+    t = max(otsu(hist), MIN_CONTRAST // 2)
+    x = np.asarray(ink)
+    mask = x > t
+    gap = max(2, round(0.05 * max(x.shape)))
+    ones = mask.view(np.uint8)
+    r0, r1 = _main_span(ones.sum(1, dtype=np.int32), gap)
+    c0, c1 = _main_span(ones[r0:r1].sum(0, dtype=np.int32), gap)
+    r0, r1 = _main_span(ones[:, c0:c1].sum(1, dtype=np.int32), gap)
+    crop, mask = x[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
+    lo, hi = t / 2, _percentile(hist, t + 1, 0.9)  # hi: typical strong ink, from the whole image
     return np.clip((crop - lo) / max(hi - lo, 1.0), 0, 1), mask
 
 
-def otsu(x):
-    """Otsu's threshold of uint8 array ``x``: the level maximising between-class variance."""
-    p = np.bincount(x.ravel(), minlength=256) / x.size
+def _percentile(hist, start, q):
+    """The level below which a fraction ``q`` of the pixels at ``start`` and above lie."""
+    cumulative = np.cumsum(hist[start:])
+    return start + int(np.searchsorted(cumulative, q * cumulative[-1]))
+
+
+def otsu(hist):
+    """Otsu's threshold for a 256-bin histogram: the level maximising between-class variance."""
+    p = hist / hist.sum()
     omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
-    return int(np.nanargmax(np.where(np.isfinite(between), between, np.nan)))
+    return int(np.argmax(np.nan_to_num(between, nan=0.0, posinf=0.0)))
 
 
 def _main_span(profile, gap):
     """(start, stop) of the run of nonzero ``profile`` entries, bridging gaps up to ``gap``, with the most mass."""
     on = np.flatnonzero(profile)
     cuts = np.flatnonzero(np.diff(on) > gap)
-    starts, stops = np.r_[on[0], on[cuts + 1]], np.r_[on[cuts], on[-1]] + 1
-    cumulative = np.r_[0, np.cumsum(profile)]
+    starts = np.concatenate((on[:1], on[cuts + 1]))
+    stops = np.concatenate((on[cuts], on[-1:])) + 1
+    cumulative = np.concatenate(([0], np.cumsum(profile)))
     k = np.argmax(cumulative[stops] - cumulative[starts])
     return int(starts[k]), int(stops[k])
 
