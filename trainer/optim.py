@@ -5,7 +5,10 @@ buffers and in-place ufuncs: at 1.3M parameters an update that allocates costs
 as much as a layer's matrix product. Weight decay is L2 for SGD and momentum
 (added to the gradient) and decoupled for Adam (AdamW, Loshchilov & Hutter).
 """
+import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -42,24 +45,43 @@ class Momentum(SGD):
 
 
 class Adam(SGD):
-    """Kingma & Ba (2015) with bias correction folded into the step size."""
+    """Kingma & Ba (2015) with bias correction folded into the step size.
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+    The update is element-wise and memory-bound; NumPy would run it on one core
+    while the BLAS threads sit idle, so each parameter is split into
+    ``threads`` slices updated concurrently (ufuncs release the GIL).
+    """
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8,
+                 threads=None):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
         self.m = [np.zeros_like(p) for p, _ in self.params]
         self.v = [np.zeros_like(p) for p, _ in self.params]
-        self.tmp = [np.empty_like(p) for p, _ in self.params]
+        threads = threads or min(2, os.cpu_count() or 1)
+        self.shards = _shards(self.params, self.m, self.v, threads)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="adam") if threads > 1 else None
 
     def step(self, lr):
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step = lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         eps = self.eps * math.sqrt(1 - b2**self.t)  # eps on the bias-corrected scale
-        for (p, g), m, v, tmp in zip(self.params, self.m, self.v, self.tmp):
-            if self.weight_decay and p.ndim > 1:
-                p *= 1 - lr * self.weight_decay
+        update = functools.partial(self._update, decay=1 - lr * self.weight_decay, step=step, eps=eps)
+        if self.pool is None:
+            update(self.shards[0])
+        else:
+            for _ in self.pool.map(update, self.shards):
+                pass
+        if self.t % _FLUSH_EVERY == 0:
+            _flush_tiny(self.m + self.v)
+
+    def _update(self, shard, decay, step, eps):
+        b1, b2 = self.beta1, self.beta2
+        for p, g, m, v, tmp, is_matrix in shard:
+            if is_matrix and decay != 1:
+                p *= decay
             # Ordered so that scalar multiplies (cheap) replace array temporaries
             # (dear) wherever the algebra allows; every op writes into a buffer.
             np.multiply(g, 1 - b1, out=tmp)
@@ -74,8 +96,20 @@ class Adam(SGD):
             np.divide(m, tmp, out=tmp)
             tmp *= step
             p -= tmp
-        if self.t % _FLUSH_EVERY == 0:
-            _flush_tiny(self.m + self.v)
+
+
+def _shards(params, m, v, n):
+    """Split each parameter's flattened arrays into ``n`` contiguous slices.
+
+    Returns ``n`` lists of ``(p, g, m, v, scratch, is_matrix)`` views, one list per thread.
+    """
+    shards = [[] for _ in range(n)]
+    for (p, g), m_, v_ in zip(params, m, v):
+        flat = [a.reshape(-1) for a in (p, g, m_, v_, np.empty_like(p))]
+        bounds = np.linspace(0, p.size, n + 1).astype(int)
+        for k in range(n):
+            shards[k].append((*(a[bounds[k]:bounds[k + 1]] for a in flat), p.ndim > 1))
+    return shards
 
 
 # Moments of weights whose gradient is zero for long stretches (MNIST's blank

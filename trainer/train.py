@@ -89,10 +89,10 @@ def code_version():
         return trainer.__version__
 
 
-def model_card(cfg, mnist, history, seconds, metrics, runs):
+def model_card(cfg, mnist, history, seconds, metrics, runs, version):
     return {
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "code_version": code_version(),
+        "code_version": version,
         "loss": cfg.loss,
         "labels": [str(d) for d in range(10)],
         "input": {"shape": [28, 28], "layout": "row-major, flattened to 784",
@@ -113,7 +113,7 @@ def run(cfg, mnist, models_dir, model_name, runs=1, log_every=1):
     Returns the saved version's path. Interruptions propagate before anything
     is written, so a stopped job never leaves a partial model.
     """
-    results = []
+    results, version = [], code_version()  # the code that trains, not whatever HEAD is by the end
     for i in range(runs):
         run_cfg = cfg.__class__(**{**vars(cfg), "seed": cfg.seed + i})
         log(f"run {i + 1}/{runs}: seed {run_cfg.seed}, {describe(run_cfg)}")
@@ -127,7 +127,7 @@ def run(cfg, mnist, models_dir, model_name, runs=1, log_every=1):
     acc, best_cfg, net, history, seconds, metrics = results[int(accs.argmax())]
     summary = [{"seed": r[1].seed, "test_accuracy": r[0], "training_time_seconds": round(r[4], 2)}
                for r in results]
-    card = model_card(best_cfg, mnist, history, seconds, metrics, summary)
+    card = model_card(best_cfg, mnist, history, seconds, metrics, summary, version)
     cm = np.array(metrics["confusion_matrix"])
     title = f"{model_name}: {describe(best_cfg)}, test accuracy {acc:.2%}"
     path = save_version(net, card, models_dir, model_name,
