@@ -133,5 +133,6 @@ def _flattened(img):
     grey = base if base.mode == "L" else base.convert("L")
     hist = np.asarray(grey.histogram(mask=alpha.point(OPAQUE)))  # the strokes' grey levels
     stroke = hist @ np.arange(256) / hist.sum() if hist.any() else 0.0
-    backdrop = Image.new(base.mode, img.size, 255 if stroke < 128 else 0)
+    level = 255 if stroke < 128 else 0
+    backdrop = Image.new(base.mode, img.size, (level,) * len(base.getbands()))  # an int fills band 0 only
     return Image.composite(base, backdrop, alpha)

@@ -1,0 +1,323 @@
+"""Decoding limits and errors, and uploads -> MNIST-like 28x28 inputs."""
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from service.preprocess import ImageTooLarge, InvalidImage, decode_image, to_batch, to_mnist
+from tests import uploads
+
+LIMIT = 4_000_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_header(width, height, idat=True):
+    """A PNG declaring ``width`` x ``height`` 8-bit grey pixels, with a few bytes of pixel data
+    (``idat``) or none: about 60 bytes either way."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = chunk(b"IDAT", zlib.compress(b"\0" * 64)) if idat else b""
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + data + chunk(b"IEND", b"")
+
+
+def gif_header(width, height):
+    """A GIF89a screen descriptor declaring ``width`` x ``height`` and a single empty frame."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0)
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x08\x00\x3b"
+    return screen + frame
+
+
+def encode(img, fmt="PNG", **options):
+    return uploads.encode(img, fmt, **options)
+
+
+def drawn_seven(size=280, width=22, ink=0, paper=255, mode="L"):
+    """A '7' drawn with a thick brush, dark on light by default: (size, size) image."""
+    img = Image.new("L", (size, size), paper)
+    s = size / 280
+    ImageDraw.Draw(img).line([(70 * s, 60 * s), (200 * s, 60 * s), (120 * s, 230 * s)], fill=ink,
+                             width=int(width * s), joint="curve")
+    return img.convert(mode)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """The MNIST test digits, from $MNIST_DIR."""
+    if not os.environ.get("MNIST_DIR"):
+        pytest.skip("MNIST_DIR not set: the real MNIST test files are needed")
+    return uploads.mnist_test_digits(os.environ["MNIST_DIR"])
+
+
+def similarity(a, b):
+    """Cosine similarity of two (784,) inputs: 1 for the same picture."""
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+# -- decoding ------------------------------------------------------------------------
+@pytest.mark.parametrize("data, error", [
+    (b"", InvalidImage),
+    (np.random.default_rng(0).bytes(2000), InvalidImage),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, InvalidImage),
+    (png_header(28, 28, idat=False), InvalidImage),        # header, no pixel data
+    (png_header(28, 28), InvalidImage),                     # too little pixel data
+    (encode(drawn_seven())[:300], InvalidImage),            # truncated mid-stream
+    (encode(drawn_seven(), "JPEG")[:200], InvalidImage),
+    (encode(drawn_seven(), "PPM"), InvalidImage),           # an image, but not an upload format
+    (png_header(100_000, 100_000), ImageTooLarge),          # decompression bomb: 10^10 pixels declared
+    (png_header(10_000, 10_000), ImageTooLarge),            # past Pillow's warning threshold
+    (png_header(2001, 2000), ImageTooLarge),                # just over LIMIT
+    (gif_header(65535, 65535), ImageTooLarge),
+    (encode(Image.new("L", (4000, 1001))), ImageTooLarge),  # a real image over the limit
+], ids=["empty", "random", "png-garbage", "png-no-data", "png-short-data", "png-truncated", "jpeg-truncated", "ppm",
+        "bomb-png", "bomb-warning", "just-over", "bomb-gif", "real-over"])
+def test_decode_refuses_bad_uploads_with_the_right_error(data, error):
+    with pytest.raises(error) as caught:
+        decode_image(data, max_pixels=LIMIT)
+    message = str(caught.value)
+    assert 0 < len(message) < 120
+    assert "PIL" not in message and "Error" not in message and "/" not in message
+
+
+def test_bomb_is_refused_by_the_header_even_when_the_limit_is_huge():
+    """10^10 pixels: Pillow's own guard applies whatever the configured limit."""
+    with pytest.raises(ImageTooLarge):
+        decode_image(png_header(100_000, 100_000), max_pixels=10**12)
+
+
+def test_decode_accepts_an_image_exactly_at_the_limit():
+    img = decode_image(encode(Image.new("L", (2000, 2000), 255)), max_pixels=LIMIT)
+    assert img.size == (2000, 2000)
+
+
+@pytest.mark.parametrize("fmt, options", [
+    ("PNG", {}), ("JPEG", {"quality": 90}), ("GIF", {}), ("BMP", {}), ("TIFF", {}), ("WEBP", {"lossless": True}),
+])
+def test_decode_reads_every_upload_format(fmt, options):
+    img = decode_image(encode(drawn_seven(mode="RGB"), fmt, **options), max_pixels=LIMIT)
+    assert img.size == (280, 280)
+    assert similarity(to_mnist(img), to_mnist(drawn_seven())) > 0.95
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_multi_frame_images_use_the_first_frame(fmt):
+    blank = Image.new("RGB", (280, 280), (255, 255, 255))
+    data = encode(drawn_seven(mode="RGB"), fmt, save_all=True, append_images=[blank, blank])
+    x = to_mnist(decode_image(data, max_pixels=LIMIT))
+    assert similarity(x, to_mnist(drawn_seven())) > 0.95
+
+
+def test_phone_photo_exif_orientation_is_applied():
+    upright = drawn_seven(mode="RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    sideways = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90, exif=exif.tobytes())
+    x = to_mnist(decode_image(sideways, max_pixels=LIMIT))
+    assert similarity(x, to_mnist(upright)) > 0.95
+
+
+# -- modes, polarity, alpha ---------------------------------------------------------------
+def in_mode(mode):
+    """The drawn 7 (dark on white) converted to ``mode`` the way an exporter would."""
+    img = drawn_seven()
+    if mode == "P+transparency":  # palette image whose white background is the transparent index
+        img = img.convert("RGB").quantize(8)
+        img.info["transparency"] = img.getpixel((0, 0))
+        return img
+    if mode in ("I;16", "I", "F"):
+        scale = {"I;16": 257, "I": 1000, "F": 1 / 255}[mode]
+        dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+        out = Image.fromarray((np.asarray(img, np.float64) * scale).astype(dtype))
+        assert out.mode == mode
+        return out
+    return img.convert(mode)
+
+
+MODES = ["1", "L", "LA", "P", "P+transparency", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I", "F"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_gives_the_same_784_floats_in_0_1(mode):
+    x = to_mnist(in_mode(mode))
+    assert x.shape == (784,) and x.dtype == np.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert similarity(x, to_mnist(drawn_seven())) > 0.97
+
+
+def test_output_is_white_ink_on_black():
+    x = to_mnist(drawn_seven()).reshape(28, 28)
+    assert x[0].max() == 0 and x[:, 0].max() == 0  # background black
+    assert x.max() == pytest.approx(1.0, abs=0.05)  # stroke cores saturated, as in MNIST
+
+
+@pytest.mark.parametrize("paper, ink", [(255, 0), (0, 255), (200, 60), (40, 170)])
+def test_polarity_light_on_dark_and_dark_on_light_agree(paper, ink):
+    assert similarity(to_mnist(drawn_seven(ink=ink, paper=paper)), to_mnist(drawn_seven())) > 0.98
+
+
+def transparent_canvas(colour):
+    """RGBA with the 7 only in alpha; every pixel's colour is ``colour`` (the trap: black on black)."""
+    alpha = 255 - np.asarray(drawn_seven())
+    rgba = np.empty(alpha.shape + (4,), np.uint8)
+    rgba[..., :3], rgba[..., 3] = colour, alpha
+    return Image.fromarray(rgba, "RGBA")
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (30, 60, 200)])
+def test_strokes_on_a_transparent_canvas_are_ink(colour):
+    x = to_mnist(transparent_canvas(colour))
+    assert similarity(x, to_mnist(drawn_seven())) > 0.98
+
+
+def test_alpha_canvas_with_coloured_strokes_over_black_transparent_pixels():
+    """Colour channels that differ under transparency (black where empty, red strokes)."""
+    alpha = 255 - np.asarray(drawn_seven())
+    rgba = np.zeros(alpha.shape + (4,), np.uint8)
+    rgba[alpha > 0, 0] = 220
+    rgba[..., 3] = alpha
+    x = to_mnist(decode_image(encode(Image.fromarray(rgba, "RGBA")), max_pixels=LIMIT))
+    assert similarity(x, to_mnist(drawn_seven())) > 0.98
+
+
+@pytest.mark.parametrize("paper, ink", [((250, 240, 160), (30, 60, 200)), ((250, 205, 215), (200, 30, 40)),
+                                        ((120, 200, 120), (200, 90, 90))])  # last: similar luminance, different hue
+def test_coloured_ink_on_coloured_paper(paper, ink):
+    alpha = (255 - np.asarray(drawn_seven(), np.float32)) / 255
+    img = Image.fromarray(uploads.painted(alpha, paper, ink))
+    assert similarity(to_mnist(img), to_mnist(drawn_seven())) > 0.97
+
+
+# -- geometry: MNIST's crop, 20x20 box and centre of mass ------------------------------------
+def bbox(x):
+    """(height, width) of the pixels above 0.1 in a (784,) input."""
+    rows, cols = np.flatnonzero((x.reshape(28, 28) > 0.1).any(1)), np.flatnonzero((x.reshape(28, 28) > 0.1).any(0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def centre_of_mass(x):
+    m = x.reshape(28, 28)
+    return (m.sum(1) @ np.arange(28)) / m.sum(), (m.sum(0) @ np.arange(28)) / m.sum()
+
+
+def off_centre_seven(canvas=(640, 480), size=90, at=(20, 30)):
+    """The 7, ``size`` px tall, pasted near a corner of a large white page."""
+    page = Image.new("L", canvas, 255)
+    page.paste(drawn_seven().resize((size, size), Image.Resampling.LANCZOS), at)
+    return page
+
+
+@pytest.mark.parametrize("img", [drawn_seven(), off_centre_seven(), off_centre_seven(at=(520, 360)),
+                                 drawn_seven().resize((140, 40)), drawn_seven().resize((40, 140))],
+                         ids=["canvas", "top-left", "bottom-right", "wide", "tall"])
+def test_digit_fits_20x20_and_its_mass_is_centred(img):
+    x = to_mnist(img)
+    assert max(bbox(x)) <= 21 and max(bbox(x)) >= 19  # the longer side fills the 20 px box
+    cy, cx = centre_of_mass(x)
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
+
+
+def test_aspect_ratio_is_kept():
+    h, w = bbox(to_mnist(drawn_seven().resize((280, 70))))  # squashed to a quarter of its height
+    assert 19 <= w <= 21 and h <= 9
+
+
+def test_small_digit_in_a_large_photo_is_found():
+    """A 7 in a corner of a 1024x768 photo of tinted paper: lit unevenly, noisy, JPEG."""
+    rng = np.random.default_rng(3)
+    alpha = (255 - np.asarray(off_centre_seven((1024, 768), 110, (800, 560)), np.float32)) / 255
+    rgb = uploads.painted(alpha, (235, 228, 205), (30, 30, 60)) * uploads.lighting((768, 1024), rng, 0.4)
+    photo = encode(Image.fromarray(uploads.noisy(rgb, rng, 5)), "JPEG", quality=70)
+    x = to_mnist(decode_image(photo, max_pixels=LIMIT))
+    assert similarity(x, to_mnist(drawn_seven())) > 0.95
+
+
+def test_specks_away_from_the_digit_are_ignored():
+    page = np.asarray(off_centre_seven(at=(300, 200)), np.uint8).copy()
+    rng = np.random.default_rng(4)
+    for y, x in zip(rng.integers(0, 480, 30), rng.integers(0, 250, 30)):  # specks left of the digit
+        page[y:y + 3, x:x + 3] = 0
+    assert similarity(to_mnist(Image.fromarray(page)), to_mnist(off_centre_seven(at=(300, 200)))) > 0.98
+
+
+@pytest.mark.parametrize("img", [
+    Image.new("L", (280, 280), 255), Image.new("L", (28, 28), 0), Image.new("RGB", (300, 200), (250, 240, 160)),
+    Image.new("RGBA", (280, 280), (0, 0, 0, 0)), Image.new("1", (10, 10), 1), Image.new("L", (1, 1), 128),
+    Image.new("I;16", (50, 50), 40000),
+    Image.fromarray(np.random.default_rng(5).normal(200, 2, (480, 640)).clip(0, 255).astype(np.uint8)),
+], ids=["white", "black-28", "yellow", "transparent", "1-bit", "1x1", "16-bit", "faint-noise"])
+def test_pictures_without_ink_give_zeros(img):
+    x = to_mnist(img)
+    assert x.shape == (784,) and x.dtype == np.float32 and not x.any()
+
+
+@pytest.mark.parametrize("size", [(1, 300), (300, 1), (2, 2), (3, 700), (28, 28), (29, 27)])
+def test_odd_sizes_do_not_crash(size):
+    img = Image.fromarray(np.random.default_rng(6).integers(0, 256, size[::-1]).astype(np.uint8))
+    x = to_mnist(img)
+    assert x.shape == (784,) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+
+
+def test_to_batch_stacks_inputs_in_order():
+    images = [drawn_seven(), Image.new("L", (28, 28)), drawn_seven(ink=255, paper=0)]
+    batch = to_batch(images)
+    assert batch.shape == (3, 784) and batch.dtype == np.float32
+    assert np.array_equal(batch[1], np.zeros(784)) and np.array_equal(batch[0], to_mnist(images[0]))
+    assert to_batch([]).shape == (0, 784)
+
+
+# -- real MNIST digits ---------------------------------------------------------------
+def test_plain_mnist_pngs_come_out_unchanged(mnist):
+    images = mnist[0][:500]
+    x = np.stack([to_mnist(decode_image(encode(Image.fromarray(d)), max_pixels=LIMIT)) for d in images])
+    diff = np.abs(x - images.reshape(len(images), -1) / 255).mean(1)
+    assert diff.mean() < 0.002 and diff.max() < 0.1
+
+
+def test_mnist_digits_survive_the_full_pipeline(mnist):
+    """As RGB (no 28x28 grayscale shortcut): re-cropped, rescaled and re-centred, nearly the same."""
+    images = mnist[0][:300]
+    x = np.stack([to_mnist(Image.fromarray(d).convert("RGB")) for d in images])
+    assert np.abs(x - images.reshape(len(images), -1) / 255).mean() < 0.03
+
+
+@pytest.mark.parametrize("kind", uploads.KINDS)
+def test_every_kind_of_upload_is_centred_in_a_20x20_box(mnist, kind):
+    rng = np.random.default_rng(7)
+    for j in rng.integers(0, len(mnist[0]), 5):
+        label = int(mnist[1][j])
+        x = to_mnist(decode_image(uploads.upload(kind, mnist[0][j], label, rng), max_pixels=LIMIT))
+        cy, cx = centre_of_mass(x)
+        assert max(bbox(x)) <= 21 and abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+
+
+# -- accuracy with the committed model ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def model():
+    version = ROOT / "models" / "mnist" / "1"
+    if not (version / "model.npz").is_file():
+        pytest.skip("no committed model at models/mnist/1")
+    from trainer.model_io import load_version
+    return load_version(version)[0]
+
+
+def test_accuracy_on_a_mixed_set_of_realistic_uploads(mnist, model):
+    samples = uploads.upload_set(*mnist, 360, np.random.default_rng(11))
+    kinds = np.array([kind for kind, _, _ in samples])
+    x = to_batch([decode_image(data, max_pixels=LIMIT) for _, data, _ in samples])
+    right = model.predict(x) == np.array([label for _, _, label in samples])
+    per_kind = {kind: right[kinds == kind].mean() for kind in set(kinds)}
+    assert right[kinds != "mnist_png"].mean() >= 0.96, per_kind
+    assert min(per_kind.values()) >= 0.9, per_kind
+
+
+def test_accuracy_on_plain_mnist_pngs(mnist, model):
+    images, labels = mnist[0][-1000:], mnist[1][-1000:]
+    x = to_batch([decode_image(encode(Image.fromarray(d)), max_pixels=LIMIT) for d in images])
+    assert (model.predict(x) == labels).mean() >= 0.98
