@@ -161,7 +161,8 @@ def digit_crop(ink):
     hist = np.asarray(ink.histogram())
     if hist[MIN_CONTRAST:].sum() == 0:
         return None
-    t = max(otsu(hist), MIN_CONTRAST // 2)
+    peak = _percentile(hist, 0, 0.999)  # a floor under Otsu for near-empty pages, where
+    t = max(otsu(hist), MIN_CONTRAST // 2, peak // 3)  # it would split paper from shading
     x = np.asarray(ink)
     mask = x > t
     gap = max(2, round(0.05 * max(x.shape)))
@@ -202,16 +203,18 @@ def _main_span(profile, gap):
 
 # -- 3. fit ------------------------------------------------------------------------
 def fit_box(patch, mask):
-    """Crop (h, w) -> the digit scaled to fit BOX x BOX, aspect kept, strokes at least MNIST-thin."""
+    """Crop (h, w) -> the digit scaled to fit BOX x BOX, aspect kept, strokes at least MNIST-thin.
+
+    Strokes that would end up hair-thin (a ballpoint in a photo) are widened
+    first, by a grey dilation at 4x the final size so the result stays smooth.
+    """
     h, w = patch.shape
-    size = max(h, w)
     img = Image.fromarray(patch, "F")
-    if size > MID:
-        img = img.resize(_fit((w, h), MID), Image.Resampling.BOX)
-    width = stroke_width(mask) * BOX / size
-    if width < STROKE * 0.7:
-        radius = round((STROKE - width) * max(img.size) / BOX / 2)
-        img = Image.fromarray(dilate(np.asarray(img), radius), "F") if radius else img
+    width = stroke_width(mask) * BOX / max(h, w)
+    radius = round((STROKE - width) * MID / BOX / 2) if width < STROKE * 0.7 else 0
+    if radius:
+        img = img.resize(_fit((w, h), MID), Image.Resampling.BOX if max(h, w) > MID else Image.Resampling.BILINEAR)
+        img = Image.fromarray(dilate(np.asarray(img), radius), "F")
     return np.asarray(img.resize(_fit((w, h), BOX), Image.Resampling.BILINEAR)).clip(0, 1)
 
 

@@ -251,8 +251,14 @@ def test_specks_away_from_the_digit_are_ignored():
     Image.new("RGBA", (280, 280), (0, 0, 0, 0)), Image.new("1", (10, 10), 1), Image.new("L", (1, 1), 128),
     Image.new("I;16", (50, 50), 40000),
     Image.fromarray(np.random.default_rng(5).normal(200, 2, (480, 640)).clip(0, 255).astype(np.uint8)),
-], ids=["white", "black-28", "yellow", "transparent", "1-bit", "1x1", "16-bit", "faint-noise"])
+    "blank-photo",
+], ids=["white", "black-28", "yellow", "transparent", "1-bit", "1x1", "16-bit", "faint-noise", "blank-photo"])
 def test_pictures_without_ink_give_zeros(img):
+    if img == "blank-photo":  # a JPEG of an empty page, half as bright on one side
+        rng = np.random.default_rng(8)
+        rgb = uploads.painted(np.zeros((480, 640), np.float32), (240, 235, 215), (0, 0, 0))
+        img = decode_image(encode(Image.fromarray(uploads.noisy(rgb * uploads.lighting((480, 640), rng, 0.5), rng, 4)),
+                                  "JPEG", quality=70), max_pixels=LIMIT)
     x = to_mnist(img)
     assert x.shape == (784,) and x.dtype == np.float32 and not x.any()
 

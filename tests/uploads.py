@@ -105,6 +105,22 @@ INKS = [(20, 20, 25), (40, 40, 60), (25, 35, 90), (60, 55, 55)]
 COLOURED_INKS = [(30, 60, 200), (200, 30, 40), (20, 120, 50), (110, 30, 150)]
 
 
+def thinned(alpha, r):
+    """``alpha`` with every stroke eroded by ``r`` pixels on each side (a finer pen)."""
+    img = Image.fromarray(np.round(alpha * 255).astype(np.uint8))
+    for radius in range(r, 0, -1):  # MNIST strokes vary in width: erode less where thin parts would vanish
+        thin = np.asarray(img.filter(ImageFilter.MinFilter(2 * radius + 1)), np.float32) / 255
+        if (thin > 0.5).sum() >= 0.4 * (alpha > 0.5).sum():
+            return thin
+    return alpha
+
+
+def mean_width(mask):
+    """Mean stroke width of a boolean image: twice its area over its boundary length."""
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return 2 * mask.sum() / max(mask.sum() - inner.sum(), 1)
+
+
 def rotated(alpha, degrees):
     return np.asarray(Image.fromarray(alpha, "F").rotate(degrees, Image.Resampling.BILINEAR, expand=True))
 
@@ -145,8 +161,11 @@ def paper_photo_jpeg(digit, label, rng):
     """A phone photo of a digit written on paper: small and anywhere in the frame, slightly
     rotated, unevenly lit, blurred, noisy, JPEG; sometimes stored sideways with an EXIF tag."""
     w, h = pick(rng, [(640, 480), (480, 640), (800, 600), (1024, 768)])
-    size = int(rng.uniform(0.2, 0.55) * min(w, h))
-    alpha = rotated(strokes(digit, size, rng, pen=rng.uniform(0.35, 0.65)), rng.uniform(-12, 12))
+    size = int(rng.uniform(0.15, 0.5) * min(w, h))
+    alpha = strokes(digit, size, rng, pen=rng.uniform(0.35, 0.65))
+    if rng.random() < 0.5:  # a ballpoint: lines about 4% of the digit's box wide
+        alpha = thinned(alpha, int((mean_width(alpha > 0.5) - 0.04 * size) / 2))
+    alpha = rotated(alpha, rng.uniform(-12, 12))
     rgb = painted(placed(alpha, (h, w), rng), jitter(pick(rng, PAPERS), rng), pick(rng, INKS))
     rgb = rgb * lighting((h, w), rng, rng.uniform(0.1, 0.4))
     img = Image.fromarray(noisy(rgb, rng, rng.uniform(2, 6))).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
