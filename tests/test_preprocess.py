@@ -114,6 +114,14 @@ def test_multi_frame_images_use_the_first_frame(fmt):
     assert similarity(x, to_mnist(drawn_seven())) > 0.95
 
 
+def test_large_jpeg_is_decoded_at_a_reduced_scale():
+    """A 12-megapixel photo: JPEG's DCT scaling decodes it at 1/2 or 1/4 size, never below 1024 px."""
+    photo = encode(drawn_seven(mode="RGB").resize((4000, 3000)), "JPEG", quality=80)
+    img = decode_image(photo, max_pixels=20_000_000)
+    assert 1024 <= max(img.size) <= 2000
+    assert similarity(to_mnist(img), to_mnist(drawn_seven().resize((4000, 3000)))) > 0.97
+
+
 def test_phone_photo_exif_orientation_is_applied():
     upright = drawn_seven(mode="RGB")
     exif = Image.Exif()
