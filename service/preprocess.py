@@ -30,6 +30,7 @@ STROKE = 2.6         # MNIST's median stroke width at 20x20 scale, in pixels
 MID = 4 * BOX        # strokes are thickened at this intermediate size
 SAMPLES = 20_000     # pixels looked at to learn the ink's colour
 MEAN_OF_CHANNELS = (1 / 3, 1 / 3, 1 / 3, 0)
+DESK_RATIO = 0.65    # a desk is darker than this fraction of the page's median lightness
 FLAT = 4             # paper levels varying less than this are treated as constant
 
 
@@ -47,7 +48,7 @@ def to_mnist(img):
     ready = already_mnist(img)
     if ready is not None:
         return ready
-    ink = ink_map(_reduced(img))
+    ink = ink_map(paper_only(_reduced(img)))
     patch = None if ink is None else digit_crop(ink)
     if patch is None:
         return np.zeros(SIDE * SIDE, np.float32)
@@ -93,6 +94,59 @@ def _reduced(img):
     """``img`` box-averaged by an integer factor so its longer side is at most WORK_SIDE."""
     factor = -(-max(img.size) // WORK_SIDE)
     return img.reduce(factor) if factor > 1 else img
+
+
+# -- 0. paper --------------------------------------------------------------------------
+def paper_only(img):
+    """``img`` with any desk around a sheet of paper painted over in the paper's colours.
+
+    A phone photo of a page often shows the table at its edges, and to the ink
+    detector a dark desk looks like a huge stroke. On a grid of cells (1/32 of
+    the short side) the desk is what is much darker than the page (lighting
+    alone dims paper less) and connected to the image border, along a good part
+    of it (a digit touching the border is not a desk). Outside the sheet the
+    paper's own colours are extended, so no edge is left for the ink detector.
+    """
+    w, h = img.size
+    if min(w, h) < 64:
+        return img
+    cells = img.reduce(max(2, min(w, h) // 32))
+    grey = np.asarray(cells.convert("L") if cells.mode == "RGB" else cells)
+    page = np.percentile(grey, 75)  # the lit part of the page: it covers most photos
+    desk = _from_border(grey < DESK_RATIO * page)
+    if _border(desk).mean() < 0.1 or desk.mean() > 0.7 or not _sharp_edge(grey, desk, page):
+        return img
+    sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
+    fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
+    while covered.getextrema()[0] < 255:  # spread the sheet's colours outwards, a cell a step
+        fill = Image.composite(fill, fill.filter(ImageFilter.MaxFilter(3)), covered)
+        covered = covered.filter(ImageFilter.MaxFilter(3))
+    fill = fill.filter(ImageFilter.BoxBlur(1)).resize(img.size, Image.Resampling.BILINEAR)
+    return Image.composite(img, fill, sheet.resize(img.size, Image.Resampling.BILINEAR))
+
+
+def _sharp_edge(grey, desk, page):
+    """True if ``desk`` ends in a step (a sheet's edge), not a slope (light falling off)."""
+    g = grey.astype(np.int16)
+    steps = np.concatenate([np.abs(g[:, 1:] - g[:, :-1])[desk[:, 1:] != desk[:, :-1]],
+                            np.abs(g[1:] - g[:-1])[desk[1:] != desk[:-1]]])
+    return steps.size > 0 and np.median(steps) >= 0.1 * page
+
+
+def _from_border(mask):
+    """The part of boolean grid ``mask`` connected (4-neighbours) to the grid's border."""
+    reached = np.zeros_like(mask)
+    reached[[0, -1]], reached[:, [0, -1]] = mask[[0, -1]], mask[:, [0, -1]]
+    while True:
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown &= mask
+        if np.array_equal(grown, reached):
+            return reached
+        reached = grown
 
 
 # -- 1. ink ------------------------------------------------------------------------

@@ -246,6 +246,20 @@ def test_small_digit_in_a_large_photo_is_found():
     assert similarity(x, to_mnist(drawn_seven())) > 0.95
 
 
+@pytest.mark.parametrize("desk", [(35, 35, 38), (120, 85, 55)], ids=["black-desk", "brown-desk"])
+def test_a_sheet_of_paper_on_a_desk_is_read_without_the_desk(desk):
+    """The 7 on a slightly turned sheet; the desk shows along every edge of the photo."""
+    sheet = Image.new("L", (640, 480), 0)
+    ImageDraw.Draw(sheet).polygon([(90, 40), (600, 70), (570, 450), (60, 420)], fill=255)
+    on_sheet = np.asarray(sheet, np.float32)[..., None] / 255
+    alpha = (255 - np.asarray(off_centre_seven((640, 480), 120, (300, 180)), np.float32)) / 255
+    page = uploads.painted(alpha, (240, 236, 225), (25, 30, 70)).astype(np.float32)
+    rgb = page * on_sheet + np.asarray(desk, np.float32) * (1 - on_sheet)
+    photo = encode(Image.fromarray(uploads.noisy(rgb, np.random.default_rng(9), 4)), "JPEG", quality=80)
+    x = to_mnist(decode_image(photo, max_pixels=LIMIT))
+    assert similarity(x, to_mnist(drawn_seven())) > 0.95
+
+
 def test_specks_away_from_the_digit_are_ignored():
     page = np.asarray(off_centre_seven(at=(300, 200)), np.uint8).copy()
     rng = np.random.default_rng(4)

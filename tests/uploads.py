@@ -99,6 +99,7 @@ def canvas_alpha(digit, rng):
 
 
 PAPERS = [(250, 250, 245), (240, 235, 215), (225, 225, 230), (245, 240, 225), (235, 240, 245)]
+DESKS = [(120, 85, 55), (70, 70, 75), (150, 110, 70), (35, 35, 38), (95, 110, 95)]
 COLOURED_PAPERS = [(250, 240, 160), (250, 205, 215), (195, 225, 250), (205, 245, 215), (250, 220, 175),
                    (200, 200, 200)]
 INKS = [(20, 20, 25), (40, 40, 60), (25, 35, 90), (60, 55, 55)]
@@ -169,6 +170,28 @@ def paper_photo_jpeg(digit, label, rng):
     rgb = painted(placed(alpha, (h, w), rng), jitter(pick(rng, PAPERS), rng), pick(rng, INKS))
     rgb = rgb * lighting((h, w), rng, rng.uniform(0.1, 0.4))
     img = Image.fromarray(noisy(rgb, rng, rng.uniform(2, 6))).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
+    return _jpeg_maybe_sideways(img, rng)
+
+
+def paper_on_desk_jpeg(digit, label, rng):
+    """A photo of a sheet of paper lying on a darker desk: the sheet, slightly turned, fills
+    most of the frame; desk shows at the edges; the digit is somewhere on the sheet."""
+    w, h = pick(rng, [(640, 480), (800, 600), (480, 640)])
+    sheet = Image.new("L", (w, h), 0)
+    cx, cy, half_w, half_h = w / 2, h / 2, w * rng.uniform(0.33, 0.5), h * rng.uniform(0.33, 0.5)
+    turn = np.deg2rad(rng.uniform(-8, 8))
+    corners = [(cx + dx * np.cos(turn) - dy * np.sin(turn), cy + dx * np.sin(turn) + dy * np.cos(turn))
+               for dx, dy in ((-half_w, -half_h), (half_w, -half_h), (half_w, half_h), (-half_w, half_h))]
+    ImageDraw.Draw(sheet).polygon(corners, fill=255)
+    on_sheet = np.asarray(sheet, np.float32)[..., None] / 255
+    size = int(rng.uniform(0.2, 0.4) * min(w, h))
+    alpha = rotated(strokes(digit, size, rng, pen=rng.uniform(0.35, 0.6)), rng.uniform(-10, 10))
+    inner = np.zeros((h, w), np.float32)  # the digit lands in the middle half of the frame: on the sheet
+    inner[h // 4:h // 4 + h // 2, w // 4:w // 4 + w // 2] = placed(alpha[:h // 2, :w // 2], (h // 2, w // 2), rng)
+    desk = jitter(pick(rng, DESKS), rng, 12)
+    paper = painted(inner, jitter(pick(rng, PAPERS), rng), pick(rng, INKS)).astype(np.float32)
+    rgb = (paper * on_sheet + desk * (1 - on_sheet)) * lighting((h, w), rng, rng.uniform(0.1, 0.3))
+    img = Image.fromarray(noisy(rgb, rng, rng.uniform(2, 6))).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
     return _jpeg_maybe_sideways(img, rng)
 
 
@@ -266,8 +289,8 @@ def font_digit(label, rng, fonts):
     return encode(img, "PNG") if rng.random() < 0.5 else encode(img, "JPEG", quality=85)
 
 
-DIGIT_KINDS = {f.__name__: f for f in (mnist_png, canvas_png, canvas_alpha_png, paper_photo_jpeg, coloured_ink,
-                                        inverted, palette_gif, bmp, webp, tiff, png16)}
+DIGIT_KINDS = {f.__name__: f for f in (mnist_png, canvas_png, canvas_alpha_png, paper_photo_jpeg, paper_on_desk_jpeg,
+                                        coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
 KINDS = (*DIGIT_KINDS, "font")
 
 
