@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from service.preprocess import ImageTooLarge, InvalidImage, decode_image, to_batch, to_mnist
@@ -84,6 +86,27 @@ def test_decode_refuses_bad_uploads_with_the_right_error(data, error):
     message = str(caught.value)
     assert 0 < len(message) < 120
     assert "PIL" not in message and "Error" not in message and "/" not in message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_corrupted_files_raise_only_our_errors(fmt):
+    """Bytes flipped, cut and inserted at random: decoding either works or raises ImageError."""
+    rng = np.random.default_rng(10)
+    original = encode(drawn_seven(mode="RGB").resize((64, 64)), fmt)
+    outcomes = set()
+    for _ in range(60):
+        data = bytearray(original)
+        for _ in range(rng.integers(1, 5)):
+            at = int(rng.integers(len(data)))
+            data[at:at + 1] = rng.bytes(int(rng.integers(0, 4)))
+        data = bytes(data[:int(rng.integers(len(data) // 2, len(data) + 1))])
+        try:
+            x = to_mnist(decode_image(data, max_pixels=LIMIT))
+            outcomes.add("decoded")
+            assert x.shape == (784,)
+        except (InvalidImage, ImageTooLarge) as error:
+            outcomes.add(type(error).__name__)
+    assert "InvalidImage" in outcomes
 
 
 def test_bomb_is_refused_by_the_header_even_when_the_limit_is_huge():
@@ -290,6 +313,24 @@ def test_odd_sizes_do_not_crash(size):
     img = Image.fromarray(np.random.default_rng(6).integers(0, 256, size[::-1]).astype(np.uint8))
     x = to_mnist(img)
     assert x.shape == (784,) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(1, 90), height=st.integers(1, 90), seed=st.integers(0, 2**32 - 1),
+       mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "F"]), blocks=st.integers(0, 4))
+def test_any_picture_gives_784_floats_in_0_1(width, height, seed, mode, blocks):
+    """Noise or a few random blocks, in any size and mode: never an exception, always a valid input."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width, 4)).astype(np.uint8) if not blocks else \
+        np.full((height, width, 4), rng.integers(0, 256, 4), np.uint8)
+    for _ in range(blocks):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        pixels[y:y + rng.integers(1, 30), x:x + rng.integers(1, 30)] = rng.integers(0, 256, 4)
+    img = Image.fromarray(pixels, "RGBA")
+    img = img.convert("L").convert(mode) if mode in ("I;16", "F", "1") else img.convert(mode)
+    x = to_mnist(img)
+    assert x.shape == (784,) and x.dtype == np.float32
+    assert np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
 
 
 def test_to_batch_stacks_inputs_in_order():
