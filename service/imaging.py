@@ -1,4 +1,5 @@
-"""Bytes to pixels: decode an upload safely, then bring any Pillow mode to L or RGB.
+"""Bytes to a clean picture: decode an upload safely, bring any Pillow mode to L or RGB,
+and paint over the desk around a photographed sheet of paper.
 
 Decoding is where hostile input arrives, so the pixel limit is checked from the
 header, before a single row is decompressed: a 50-byte PNG can declare
@@ -9,7 +10,7 @@ import math
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 # Formats a browser, phone or scanner produces. Pillow can open more (EPS even
 # runs Ghostscript), but every extra parser is attack surface for no user.
@@ -17,6 +18,7 @@ from PIL import Image, ImageOps
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 EXIF_ORIENTATION = 0x0112
 OPAQUE = [255 * (a >= 128) for a in range(256)]  # point() table: the pixels that are mostly opaque
+DESK_RATIO = 0.65  # a desk is darker than this fraction of the page's lightness (75th percentile)
 JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below this side
 
 
@@ -136,3 +138,60 @@ def _flattened(img):
     level = 255 if stroke < 128 else 0
     backdrop = Image.new(base.mode, img.size, (level,) * len(base.getbands()))  # an int fills band 0 only
     return Image.composite(base, backdrop, alpha)
+
+
+def border_pixels(x):
+    """The outermost ring of pixels of array ``x`` (h, w[, c]), as (n[, c])."""
+    return np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
+
+
+def paper_only(img):
+    """``img`` with any desk around a sheet of paper painted over in the paper's colours.
+
+    A phone photo of a page often shows the table at its edges, and to the ink
+    detector a dark desk looks like a huge stroke. On a grid of cells (1/32 of
+    the short side) the desk is what is much darker than the page (lighting
+    alone dims paper less) and connected to the image border, along a good part
+    of it (a digit touching the border is not a desk). Outside the sheet the
+    paper's own colours are extended, so no edge is left for the ink detector.
+    """
+    w, h = img.size
+    if min(w, h) < 64:
+        return img
+    cells = img.reduce(max(2, min(w, h) // 32))
+    grey = np.asarray(cells.convert("L") if cells.mode == "RGB" else cells)
+    page = np.percentile(grey, 75)  # the lit part of the page: it covers most photos
+    desk = _from_border(grey < DESK_RATIO * page)
+    if border_pixels(desk).mean() < 0.1 or desk.mean() > 0.7 or not _sharp_edge(grey, desk, page):
+        return img
+    sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
+    fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
+    while covered.getextrema()[0] < 255:  # spread the sheet's colours outwards, a cell a step
+        fill = Image.composite(fill, fill.filter(ImageFilter.MaxFilter(3)), covered)
+        covered = covered.filter(ImageFilter.MaxFilter(3))
+    fill = fill.filter(ImageFilter.BoxBlur(1)).resize(img.size, Image.Resampling.BILINEAR)
+    return Image.composite(img, fill, sheet.resize(img.size, Image.Resampling.BILINEAR))
+
+
+def _sharp_edge(grey, desk, page):
+    """True if ``desk`` ends in a step (a sheet's edge), not a slope (light falling off)."""
+    g = grey.astype(np.int16)
+    steps = np.concatenate([np.abs(g[:, 1:] - g[:, :-1])[desk[:, 1:] != desk[:, :-1]],
+                            np.abs(g[1:] - g[:-1])[desk[1:] != desk[:-1]]])
+    return steps.size > 0 and np.median(steps) >= 0.1 * page
+
+
+def _from_border(mask):
+    """The part of boolean grid ``mask`` connected (4-neighbours) to the grid's border."""
+    reached = np.zeros_like(mask)
+    reached[[0, -1]], reached[:, [0, -1]] = mask[[0, -1]], mask[:, [0, -1]]
+    while True:
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown &= mask
+        if np.array_equal(grown, reached):
+            return reached
+        reached = grown

@@ -4,33 +4,38 @@ MNIST's recipe: white ink on black, the digit's bounding box scaled to fit
 20x20 (aspect kept, anti-aliased), then placed so that its centre of mass is
 the centre (14, 14) of a 28x28 field. Uploads need work before that recipe
 applies: the paper may be any colour, lit unevenly, darker or lighter than the
-ink, and the digit may be a speck in a large photo. So:
+ink, and the digit may be a speck in a large photo. After ``service.imaging``
+has brought the picture to L or RGB (orientation, alpha, any desk painted
+over):
 
-1. ``ink``: measure every pixel's difference from the paper along the colour
-   direction in which the ink differs most (handles coloured ink, coloured
-   paper and either polarity), and subtract a smooth local paper level
-   (uneven lighting);
-2. ``crop``: threshold (Otsu), keep the row and column span carrying the most
-   ink (drops specks and smudges away from the digit), crop, stretch contrast;
-3. ``fit``: bring strokes to MNIST's width if they are hair-thin at 20x20,
-   scale into 20x20 and centre by mass in 28x28.
+1. ``ink_map``: measure every pixel's difference from the paper along the
+   colour direction in which the ink differs most (handles coloured ink,
+   coloured paper and either polarity), and subtract a smooth local paper
+   level (uneven lighting);
+2. ``digit_crop``: threshold (Otsu), keep the row and column span carrying
+   the most ink (drops specks and smudges away from the digit), crop, stretch
+   contrast;
+3. ``fit_box`` and ``centred``: widen strokes that would be hair-thin at
+   20x20, scale into 20x20 and centre by mass in 28x28.
+
+Plain 28x28 grayscale digits that are already MNIST-like skip all of it.
 """
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from service.imaging import ImageError, ImageTooLarge, InvalidImage, decode_image, standard, upright
+from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_image, paper_only,
+                             standard, upright)
 
 __all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_image", "to_mnist", "to_batch"]
 
 SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
 WORK_SIDE = 512      # larger images are box-reduced first; a digit needs far fewer pixels
 MIN_CONTRAST = 40    # of 255: weaker differences from the paper are not ink (blank page)
-MARGIN = 48          # S keeps this much room below the paper level, for lighting dips
+MARGIN = 48          # the ink signal keeps this much room below the paper level, for lighting dips
 STROKE = 2.6         # MNIST's median stroke width at 20x20 scale, in pixels
 MID = 4 * BOX        # strokes are thickened at this intermediate size
 SAMPLES = 20_000     # pixels looked at to learn the ink's colour
 MEAN_OF_CHANNELS = (1 / 3, 1 / 3, 1 / 3, 0)
-DESK_RATIO = 0.65    # a desk is darker than this fraction of the page's median lightness
 FLAT = 4             # paper levels varying less than this are treated as constant
 
 
@@ -64,9 +69,9 @@ def already_mnist(img):
     if img.size != (SIDE, SIDE) or img.mode != "L":
         return None
     x = np.asarray(img)
-    if np.median(_border(x)) > 127:
+    if np.median(border_pixels(x)) > 127:
         x = 255 - x
-    if _border(x).max() > MIN_CONTRAST:
+    if border_pixels(x).max() > MIN_CONTRAST:
         return None
     mass = x.astype(np.float32)
     total = mass.sum()
@@ -81,10 +86,6 @@ def already_mnist(img):
     return (mass / 255).ravel()
 
 
-def _border(x):
-    return np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
-
-
 def _centre_of_mass(mass, total):
     h, w = mass.shape
     return (mass.sum(1) @ np.arange(h)) / total, (mass.sum(0) @ np.arange(w)) / total
@@ -96,63 +97,10 @@ def _reduced(img):
     return img.reduce(factor) if factor > 1 else img
 
 
-# -- 0. paper --------------------------------------------------------------------------
-def paper_only(img):
-    """``img`` with any desk around a sheet of paper painted over in the paper's colours.
-
-    A phone photo of a page often shows the table at its edges, and to the ink
-    detector a dark desk looks like a huge stroke. On a grid of cells (1/32 of
-    the short side) the desk is what is much darker than the page (lighting
-    alone dims paper less) and connected to the image border, along a good part
-    of it (a digit touching the border is not a desk). Outside the sheet the
-    paper's own colours are extended, so no edge is left for the ink detector.
-    """
-    w, h = img.size
-    if min(w, h) < 64:
-        return img
-    cells = img.reduce(max(2, min(w, h) // 32))
-    grey = np.asarray(cells.convert("L") if cells.mode == "RGB" else cells)
-    page = np.percentile(grey, 75)  # the lit part of the page: it covers most photos
-    desk = _from_border(grey < DESK_RATIO * page)
-    if _border(desk).mean() < 0.1 or desk.mean() > 0.7 or not _sharp_edge(grey, desk, page):
-        return img
-    sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
-    fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
-    while covered.getextrema()[0] < 255:  # spread the sheet's colours outwards, a cell a step
-        fill = Image.composite(fill, fill.filter(ImageFilter.MaxFilter(3)), covered)
-        covered = covered.filter(ImageFilter.MaxFilter(3))
-    fill = fill.filter(ImageFilter.BoxBlur(1)).resize(img.size, Image.Resampling.BILINEAR)
-    return Image.composite(img, fill, sheet.resize(img.size, Image.Resampling.BILINEAR))
-
-
-def _sharp_edge(grey, desk, page):
-    """True if ``desk`` ends in a step (a sheet's edge), not a slope (light falling off)."""
-    g = grey.astype(np.int16)
-    steps = np.concatenate([np.abs(g[:, 1:] - g[:, :-1])[desk[:, 1:] != desk[:, :-1]],
-                            np.abs(g[1:] - g[:-1])[desk[1:] != desk[:-1]]])
-    return steps.size > 0 and np.median(steps) >= 0.1 * page
-
-
-def _from_border(mask):
-    """The part of boolean grid ``mask`` connected (4-neighbours) to the grid's border."""
-    reached = np.zeros_like(mask)
-    reached[[0, -1]], reached[:, [0, -1]] = mask[[0, -1]], mask[:, [0, -1]]
-    while True:
-        grown = reached.copy()
-        grown[1:] |= reached[:-1]
-        grown[:-1] |= reached[1:]
-        grown[:, 1:] |= reached[:, :-1]
-        grown[:, :-1] |= reached[:, 1:]
-        grown &= mask
-        if np.array_equal(grown, reached):
-            return reached
-        reached = grown
-
-
 # -- 1. ink ------------------------------------------------------------------------
 def ink_map(img):
     """L or RGB image -> L image of ink strength (0 = paper), or None if there is no ink."""
-    paper = np.median(_border(np.asarray(img)), axis=0)
+    paper = np.median(border_pixels(np.asarray(img)), axis=0)
     direction = _ink_direction(img, paper)
     if direction is None:
         return None
@@ -193,7 +141,7 @@ def _colour(paper):
 
 
 def _paper_level(s):
-    """A smooth estimate of the paper's level in S: the lowest local value, blurred.
+    """A smooth estimate of the paper's level in the ink signal ``s``: the lowest local value, blurred.
 
     Works on cells (1/16 of the short side) so that a minimum over 5x5 cells
     spans more than any stroke is wide, leaving only the paper under the ink.
@@ -215,8 +163,8 @@ def digit_crop(ink):
     hist = np.asarray(ink.histogram())
     if hist[MIN_CONTRAST:].sum() == 0:
         return None
-    peak = _percentile(hist, 0, 0.999)  # a floor under Otsu for near-empty pages, where
-    t = max(otsu(hist), MIN_CONTRAST // 2, peak // 3)  # it would split paper from shading
+    # On a nearly empty page Otsu splits paper from shading; a third of the peak ink is a floor.
+    t = max(otsu(hist), MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
     x = np.asarray(ink)
     mask = x > t
     gap = max(2, round(0.05 * max(x.shape)))
