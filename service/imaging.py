@@ -161,6 +161,8 @@ def paper_only(img):
     cells = img.reduce(max(2, min(w, h) // 32))
     grey = np.asarray(cells.convert("L") if cells.mode == "RGB" else cells)
     page = np.percentile(grey, 75)  # the lit part of the page: it covers most photos
+    if border_pixels(grey).min() >= DESK_RATIO * page:  # the usual case: nothing dark at the border
+        return img
     desk = _from_border(grey < DESK_RATIO * page)
     if border_pixels(desk).mean() < 0.1 or desk.mean() > 0.7 or not _sharp_edge(grey, desk, page):
         return img

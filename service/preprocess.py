@@ -104,12 +104,18 @@ def ink_map(img):
     direction = _ink_direction(img, paper)
     if direction is None:
         return None
+    level = _paper_level(img, direction, paper)
+    if isinstance(level, Image.Image):
+        return ImageChops.subtract(_signal(img, direction, paper, MARGIN), level)
+    return _signal(img, direction, paper, MARGIN - level)  # even paper: one pass, no subtraction
+
+
+def _signal(img, direction, paper, offset):
+    """L image: each pixel's difference from ``paper`` along ``direction``, plus ``offset``, clipped to 0..255."""
     if img.mode == "RGB":
-        s = img.convert("L", (*direction, MARGIN - float(direction @ paper)))
-    else:
-        lut = np.clip(direction * (np.arange(256) - paper) + MARGIN, 0, 255)
-        s = img.point(np.round(lut).astype(np.uint8).tolist())
-    return ImageChops.subtract(s, _paper_level(s))
+        return img.convert("L", (*direction, offset - float(direction @ paper)))
+    lut = np.clip(direction * (np.arange(256) - paper) + offset, 0, 255)
+    return img.point(np.round(lut).astype(np.uint8).tolist())
 
 
 def _ink_direction(img, paper):
@@ -140,21 +146,22 @@ def _colour(paper):
     return tuple(int(round(c)) for c in paper) if np.ndim(paper) else int(round(paper))
 
 
-def _paper_level(s):
-    """A smooth estimate of the paper's level in the ink signal ``s``: the lowest local value, blurred.
+def _paper_level(img, direction, paper):
+    """The paper's level in the ink signal: a number for evenly lit paper, else a smooth L image.
 
-    Works on cells (1/16 of the short side) so that a minimum over 5x5 cells
-    spans more than any stroke is wide, leaving only the paper under the ink.
+    It is the lowest local signal, blurred, found on cells (1/16 of the short
+    side) so that a minimum over 5x5 cells spans more than any stroke is wide,
+    leaving only the paper under the ink.
     """
-    w, h = s.size
+    w, h = img.size
     if min(w, h) < 64:
-        return Image.new("L", s.size, MARGIN)
-    cells = s.reduce(max(2, min(w, h) // 16))
+        return MARGIN
+    cells = _signal(img.reduce(max(2, min(w, h) // 16)), direction, paper, MARGIN)
     level = cells.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.BoxBlur(1))
     lo, hi = level.getextrema()
-    if hi - lo <= FLAT:  # evenly lit (every digital drawing): skip the costly upscale
-        return Image.new("L", s.size, lo)
-    return level.resize(s.size, Image.Resampling.BILINEAR)
+    if hi - lo <= FLAT:  # every digital drawing: skip the costly full-size level image
+        return lo
+    return level.resize(img.size, Image.Resampling.BILINEAR)
 
 
 # -- 2. crop -----------------------------------------------------------------------
