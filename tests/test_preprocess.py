@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from service.preprocess import ImageTooLarge, InvalidImage, decode_image, to_batch, to_mnist
 from tests import uploads
+from trainer.data import missing_files
 
 LIMIT = 4_000_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,8 @@ def mnist():
     """The MNIST test digits, from $MNIST_DIR."""
     if not os.environ.get("MNIST_DIR"):
         pytest.skip("MNIST_DIR not set: the real MNIST test files are needed")
+    if missing_files(os.environ["MNIST_DIR"]):
+        pytest.skip(f"MNIST_DIR={os.environ['MNIST_DIR']} lacks {', '.join(missing_files(os.environ['MNIST_DIR']))}")
     return uploads.mnist_test_digits(os.environ["MNIST_DIR"])
 
 

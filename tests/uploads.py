@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from trainer.data import TEST_IMAGES, TEST_LABELS, locate, read_idx
+
 # Handwriting-like fonts from Debian packages (README lists them); any that are
 # installed are used. DejaVu Sans (fonts-dejavu-core) is the fallback.
 FONT_GLOBS = [
@@ -41,7 +43,6 @@ def find_fonts():
 
 def mnist_test_digits(mnist_dir):
     """The MNIST test set from ``mnist_dir``: images (10000, 28, 28) uint8, labels (10000,) uint8."""
-    from trainer.data import TEST_IMAGES, TEST_LABELS, locate, read_idx
     return read_idx(locate(mnist_dir, TEST_IMAGES)), read_idx(locate(mnist_dir, TEST_LABELS))
 
 
@@ -52,7 +53,7 @@ def encode(img, fmt, **options):
 
 
 # -- building blocks ---------------------------------------------------------------
-def strokes(digit, size, rng, pen=0.4):
+def strokes(digit, size, pen=0.4):
     """The digit's ink as alpha (size, size) float32 in [0, 1]: upscaled and re-sharpened.
 
     ``pen`` is the level at which the blurry upscale is cut: 0.3 draws with a
@@ -95,7 +96,7 @@ def canvas_alpha(digit, rng):
     """A digit drawn with a thick brush on a 200-400 px square canvas: (alpha, side)."""
     side = int(rng.choice([200, 280, 300, 400]))
     size = int(side * rng.uniform(0.65, 1.0))
-    return placed(strokes(digit, size, rng, pen=rng.uniform(0.25, 0.45)), (side, side), rng)
+    return placed(strokes(digit, size, pen=rng.uniform(0.25, 0.45)), (side, side), rng)
 
 
 PAPERS = [(250, 250, 245), (240, 235, 215), (225, 225, 230), (245, 240, 225), (235, 240, 245)]
@@ -163,7 +164,7 @@ def paper_photo_jpeg(digit, label, rng):
     rotated, unevenly lit, blurred, noisy, JPEG; sometimes stored sideways with an EXIF tag."""
     w, h = pick(rng, [(640, 480), (480, 640), (800, 600), (1024, 768)])
     size = int(rng.uniform(0.15, 0.5) * min(w, h))
-    alpha = strokes(digit, size, rng, pen=rng.uniform(0.35, 0.65))
+    alpha = strokes(digit, size, pen=rng.uniform(0.35, 0.65))
     if rng.random() < 0.5:  # a ballpoint: lines about 4% of the digit's box wide
         alpha = thinned(alpha, int((mean_width(alpha > 0.5) - 0.04 * size) / 2))
     alpha = rotated(alpha, rng.uniform(-12, 12))
@@ -185,7 +186,7 @@ def paper_on_desk_jpeg(digit, label, rng):
     ImageDraw.Draw(sheet).polygon(corners, fill=255)
     on_sheet = np.asarray(sheet, np.float32)[..., None] / 255
     size = int(rng.uniform(0.2, 0.4) * min(w, h))
-    alpha = rotated(strokes(digit, size, rng, pen=rng.uniform(0.35, 0.6)), rng.uniform(-10, 10))
+    alpha = rotated(strokes(digit, size, pen=rng.uniform(0.35, 0.6)), rng.uniform(-10, 10))
     inner = np.zeros((h, w), np.float32)  # the digit lands in the middle half of the frame: on the sheet
     inner[h // 4:h // 4 + h // 2, w // 4:w // 4 + w // 2] = placed(alpha[:h // 2, :w // 2], (h // 2, w // 2), rng)
     desk = jitter(pick(rng, DESKS), rng, 12)
@@ -211,7 +212,7 @@ def coloured_ink(digit, label, rng):
     """Blue, red, green or purple ink on yellow, pink, blue, green, orange or grey paper."""
     side = int(rng.integers(200, 500))
     size = int(side * rng.uniform(0.4, 0.9))
-    alpha = placed(strokes(digit, size, rng, pen=rng.uniform(0.3, 0.6)), (side, side), rng)
+    alpha = placed(strokes(digit, size, pen=rng.uniform(0.3, 0.6)), (side, side), rng)
     rgb = painted(alpha, jitter(pick(rng, COLOURED_PAPERS), rng), jitter(pick(rng, COLOURED_INKS), rng, 20))
     img = Image.fromarray(noisy(rgb.astype(np.float32), rng, 3))
     return encode(img, "PNG") if rng.random() < 0.5 else encode(img, "JPEG", quality=85)
@@ -222,7 +223,7 @@ def inverted(digit, label, rng):
     if rng.random() < 0.5:
         return encode(Image.fromarray(255 - digit), "PNG")
     side = int(rng.integers(150, 400))
-    alpha = placed(strokes(digit, int(side * rng.uniform(0.5, 0.9)), rng), (side, side), rng)
+    alpha = placed(strokes(digit, int(side * rng.uniform(0.5, 0.9))), (side, side), rng)
     rgb = painted(alpha, jitter((40, 60, 50), rng, 15), jitter((235, 235, 225), rng, 15))
     return encode(Image.fromarray(noisy(rgb.astype(np.float32), rng, 5)), "JPEG", quality=80)
 
@@ -269,7 +270,7 @@ def tiff(digit, label, rng):
 def png16(digit, label, rng):
     """A 16-bit grayscale PNG (scientific cameras, scanners): dark ink on light grey, noisy."""
     side = int(rng.integers(64, 200))
-    alpha = placed(strokes(digit, int(side * rng.uniform(0.6, 1.0)), rng), (side, side), rng)
+    alpha = placed(strokes(digit, int(side * rng.uniform(0.6, 1.0))), (side, side), rng)
     level = 52000 - alpha * rng.uniform(30000, 48000) + rng.normal(0, 400, alpha.shape)
     return encode(Image.fromarray(np.clip(level, 0, 65535).astype(np.uint16)), "PNG")
 
