@@ -42,8 +42,10 @@ def decode_image(data, *, max_pixels):
     """
     if not data:
         raise InvalidImage("the upload is empty")
-    # catch_warnings is process-global state, but the only filters set here are
-    # narrowing ones: a race can at worst leave "ignore" set for Pillow's chatter.
+    # Pillow warns (rather than raises) between 1x and 2x its own bomb limit;
+    # here that is an error too. catch_warnings is process-global: if threads
+    # interleave, a request may run under the default filters, where the pixel
+    # check below still refuses anything over max_pixels.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data" on odd files
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -78,14 +80,14 @@ def _open(data, max_pixels):
 
 def upright(img):
     """``img`` rotated/flipped as its EXIF orientation tag says (phone photos)."""
-    try:
-        if img.getexif().get(EXIF_ORIENTATION, 1) == 1:
-            return img
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Corrupt EXIF data" and the like
+        try:
+            if img.getexif().get(EXIF_ORIENTATION, 1) == 1:
+                return img
             return ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block is no reason to refuse the pixels
-        return img
+        except Exception:  # a broken EXIF block is no reason to refuse the pixels
+            return img
 
 
 def standard(img):
