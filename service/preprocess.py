@@ -172,8 +172,7 @@ def digit_crop(ink):
         return None
     # On a nearly empty page Otsu splits paper from shading; a third of the peak ink is a floor.
     t = max(otsu(hist), MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
-    x = np.asarray(ink)
-    mask = x > t
+    x, mask = _without_rules(np.asarray(ink), t)
     gap = max(2, round(0.05 * max(x.shape)))
     ones = mask.view(np.uint8)
     r0, r1 = _main_span(ones.sum(1, dtype=np.int32), gap)
@@ -182,6 +181,21 @@ def digit_crop(ink):
     crop, mask = x[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
     lo, hi = t / 2, _percentile(hist, t + 1, 0.9)  # hi: typical strong ink, from the whole image
     return np.clip((crop - lo) / max(hi - lo, 1.0), 0, 1), mask
+
+
+def _without_rules(x, t):
+    """(ink, mask above ``t``) with ruled lines cleared: rows or columns inked across 3/4 of
+    the picture (a notebook's lines, its margin), unless they hold most of the ink (a tall 1)."""
+    mask = x > t
+    ones = mask.view(np.uint8)
+    rows = ones.sum(1, dtype=np.int32) >= 0.75 * x.shape[1]
+    cols = ones.sum(0, dtype=np.int32) >= 0.75 * x.shape[0]
+    if not (rows.any() or cols.any()):
+        return x, mask
+    cleared = x.copy()
+    cleared[rows], cleared[:, cols] = 0, 0
+    kept = cleared > t
+    return (cleared, kept) if kept.sum() >= 0.3 * mask.sum() else (x, mask)
 
 
 def _percentile(hist, start, q):

@@ -286,6 +286,20 @@ def test_a_sheet_of_paper_on_a_desk_is_read_without_the_desk(desk):
     assert similarity(x, to_mnist(drawn_seven())) > 0.95
 
 
+def test_ruled_lines_and_a_margin_line_are_not_ink():
+    page = np.asarray(off_centre_seven(at=(300, 200)), np.uint8).copy()
+    page[40::48] = 150        # notebook lines, right through the digit
+    page[:, 60:62] = 90       # the margin: darker than the lines, as long as the page
+    assert similarity(to_mnist(Image.fromarray(page)), to_mnist(off_centre_seven(at=(300, 200)))) > 0.95
+
+
+def test_a_one_from_edge_to_edge_is_not_mistaken_for_a_ruled_line():
+    one = Image.new("L", (40, 200), 255)
+    ImageDraw.Draw(one).line([(22, 0), (18, 199)], fill=0, width=8)
+    h, w = bbox(to_mnist(one))
+    assert h >= 19 and w <= 6
+
+
 def test_specks_away_from_the_digit_are_ignored():
     page = np.asarray(off_centre_seven(at=(300, 200)), np.uint8).copy()
     rng = np.random.default_rng(4)

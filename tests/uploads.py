@@ -196,6 +196,24 @@ def paper_on_desk_jpeg(digit, label, rng):
     return _jpeg_maybe_sideways(img, rng)
 
 
+def lined_paper_jpeg(digit, label, rng):
+    """A photo of a digit written in a ruled notebook: light blue or grey lines every 6-10%
+    of the height, a margin line in red, the digit anywhere across the lines."""
+    w, h = pick(rng, [(640, 480), (800, 600)])
+    ruling = np.zeros((h, w), np.float32)
+    spacing = int(rng.uniform(0.06, 0.1) * h)
+    for y in range(int(rng.integers(spacing)), h, spacing):
+        ruling[y:y + 2] = rng.uniform(0.3, 0.6)
+    page = painted(ruling, jitter(pick(rng, PAPERS), rng), pick(rng, [(120, 160, 220), (150, 150, 150)]))
+    margin = int(rng.integers(w // 12, w // 6))
+    page[:, margin:margin + 2] = (220, 90, 90)
+    alpha = rotated(strokes(digit, int(rng.uniform(0.25, 0.5) * h), pen=rng.uniform(0.35, 0.6)), rng.uniform(-8, 8))
+    rgb = painted(placed(alpha, (h, w), rng), page.astype(np.float32), pick(rng, INKS))
+    rgb = rgb * lighting((h, w), rng, rng.uniform(0.1, 0.3))
+    img = Image.fromarray(noisy(rgb, rng, rng.uniform(2, 5))).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0)))
+    return _jpeg_maybe_sideways(img, rng)
+
+
 def _jpeg_maybe_sideways(img, rng):
     quality = int(rng.integers(60, 86))
     if rng.random() < 0.7:
@@ -291,7 +309,7 @@ def font_digit(label, rng, fonts):
 
 
 DIGIT_KINDS = {f.__name__: f for f in (mnist_png, canvas_png, canvas_alpha_png, paper_photo_jpeg, paper_on_desk_jpeg,
-                                        coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
+                                        lined_paper_jpeg, coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
 KINDS = (*DIGIT_KINDS, "font")
 
 
