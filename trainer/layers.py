@@ -11,7 +11,9 @@ from trainer.init import INITIALISERS
 
 
 class Layer:
-    """Base class. ``forward`` must run before ``backward`` on the same batch."""
+    """Base class. ``forward(x, training=True)`` keeps what ``backward`` needs for
+    that batch; with ``training=False`` it stores nothing, so one network can
+    serve concurrent inference threads."""
 
     def forward(self, x, training=False):
         raise NotImplementedError
@@ -52,7 +54,8 @@ class Dense(Layer):
         return layer
 
     def forward(self, x, training=False):
-        self.x = x
+        if training:
+            self.x = x
         z = x @ self.W
         z += self.b
         return z
@@ -77,8 +80,10 @@ class Activation(Layer):
         self.f, self.df = activations.get(name)
 
     def forward(self, x, training=False):
-        self.a = self.f(x)
-        return self.a
+        a = self.f(x)
+        if training:
+            self.a = a
+        return a
 
     def backward(self, delta):
         # delta is a fresh array made for this layer alone, so scale it in place
@@ -102,7 +107,9 @@ class Dropout(Layer):
         self.mask = None
 
     def forward(self, x, training=False):
-        if not training or self.rate == 0:
+        if not training:
+            return x
+        if self.rate == 0:
             self.mask = None
             return x
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
