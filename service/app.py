@@ -1,0 +1,56 @@
+"""The application factory: configuration, model store, metrics, routes, errors."""
+import time
+from types import SimpleNamespace
+
+from flask import Flask, g, request
+
+from service import errors, health, logs, predict
+from service.config import Config
+from service.metrics import Metrics
+from service.model_store import ModelStore
+
+
+def create_app(config=None):
+    """Build the app. ``config``: a :class:`Config`, a dict of overrides, or None (environment)."""
+    if not isinstance(config, Config):
+        config = Config.from_env(**(config or {}))
+    app = Flask(__name__)
+    app.config.update(SERVICE=config, MAX_CONTENT_LENGTH=config.max_upload_bytes)
+    app.json.sort_keys = False
+    app.json.compact = True
+    logs.configure(config.log_level)
+
+    metrics = Metrics()
+    store = ModelStore(config.models_dir, config.model_name, pinned=config.pinned_version,
+                       interval=config.reload_interval,
+                       on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()))
+    app.extensions["mnist"] = SimpleNamespace(config=config, store=store, metrics=metrics)
+    store.refresh()
+    store.ensure_polling()
+
+    errors.init_app(app)
+    app.register_blueprint(predict.bp)
+    app.register_blueprint(health.bp)
+    _instrument(app, metrics, config.access_log)
+    return app
+
+
+def _instrument(app, metrics, access_log):
+    """Request IDs, per-route metrics and the access log, around every request."""
+
+    @app.before_request
+    def start():
+        g.started = time.perf_counter()
+        g.request_id = logs.request_id()
+
+    @app.after_request
+    def finish(response):
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        response.headers["X-Request-ID"] = g.get("request_id") or logs.request_id()
+        started = g.get("started", time.perf_counter())
+        metrics.observe_request(route, request.method, response.status_code, time.perf_counter() - started)
+        if response.status_code >= 400 and response.is_json:
+            metrics.errors.labels((response.get_json(silent=True) or {}).get("code", "unknown")).inc()
+        if access_log:
+            logs.log_access(response, route, started)
+        return response

@@ -1,0 +1,76 @@
+"""The service's configuration: one typed object, read once from the environment.
+
+Every field has a default; ``Config.from_env()`` overrides them from the
+variables in ``ENV`` (documented in README.md and .env.example), and tests pass
+keyword overrides on top. A malformed value stops start-up with a message that
+names the variable, instead of surfacing as a 500 later.
+"""
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+_CHECKOUT_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def default_models_dir():
+    """The repository's models/ when run from a checkout, /models otherwise (the container)."""
+    return _CHECKOUT_MODELS if _CHECKOUT_MODELS.is_dir() else Path("/models")
+
+
+class ConfigError(ValueError):
+    """An environment variable that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class Config:
+    models_dir: Path = None
+    model_name: str = "mnist"
+    model_version: str = "latest"        # "latest" or a version number to pin
+    reload_interval: float = 5.0         # seconds between scans of the models dir; 0 = never
+    max_upload_bytes: int = 10 * 2**20   # whole request body
+    max_image_pixels: int = 40_000_000   # per decoded image (width x height)
+    max_batch_images: int = 64           # images per /predict request
+    api_key: str = ""                    # empty = /predict is open
+    log_level: str = "INFO"
+    access_log: bool = True
+    host: str = "0.0.0.0"
+    port: int = 8000
+    workers: int = 2
+
+    def __post_init__(self):
+        if self.models_dir is None:
+            object.__setattr__(self, "models_dir", default_models_dir())
+        object.__setattr__(self, "models_dir", Path(self.models_dir))
+        if self.model_version != "latest" and not str(self.model_version).isdigit():
+            raise ConfigError(f"MODEL_VERSION must be 'latest' or a positive integer, got {self.model_version!r}")
+        for name in ("max_upload_bytes", "max_image_pixels", "max_batch_images", "port", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def pinned_version(self):
+        return None if self.model_version == "latest" else int(self.model_version)
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides):
+        """Defaults, then ``environ`` (default ``os.environ``), then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f.name.upper())
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _parse(f.name, raw.strip(), f.type)
+        return replace(cls(**values), **overrides)
+
+
+def _parse(name, raw, kind):
+    try:
+        if kind is bool:
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes", "on"}
+        if kind in (int, float):
+            return kind(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

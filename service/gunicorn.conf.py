@@ -1,0 +1,64 @@
+"""gunicorn settings for mnist-serve (``gunicorn -c service/gunicorn.conf.py 'service:create_app()'``).
+
+Values come from the same environment variables as the app's Config, so the
+container, compose and ``mnist-serve`` agree without repeating themselves.
+"""
+import os
+import shutil
+import tempfile
+
+# These must be set before anything imports NumPy or prometheus_client, and
+# importing the service package imports both: keep them above that import.
+#
+# Each worker process is single-threaded NumPy: two workers already fill two
+# cores, and BLAS threads inside each would only fight over them. Set before
+# any worker imports NumPy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+# prometheus_client's multiprocess mode: every worker writes its samples into
+# files here and a scrape merges them all. It must be set before a worker
+# imports prometheus_client, and emptied at start so that a restart does not
+# resurrect the previous run's counts.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "mnist-serving-metrics"))
+
+from prometheus_client import multiprocess  # noqa: E402  (after the environment above)
+
+from service.config import Config  # noqa: E402
+
+_cfg = Config.from_env()
+
+bind = [f"{_cfg.host}:{_cfg.port}"]
+workers = _cfg.workers
+# gthread keeps client connections alive (sync workers close each one), so a
+# busy client does not pay a TCP handshake per prediction; 4 threads overlap
+# network I/O while the GIL serialises the NumPy work, which is short.
+worker_class = "gthread"
+threads = 4
+keepalive = 5                 # seconds an idle keep-alive connection stays open
+timeout = 30                  # a worker silent this long is killed and replaced
+graceful_timeout = 25         # SIGTERM: finish in-flight requests for up to this long
+# Model loading stays in the workers (no preload): each loads, validates and
+# self-checks the model itself and polls for new versions, so the master never
+# holds state a worker could disagree with.
+preload_app = False
+max_requests = 0
+# The app writes one JSON access line per request (with route and request ID)
+# to stdout through logging; gunicorn's own access log would duplicate it.
+accesslog = None
+errorlog = "-"
+loglevel = _cfg.log_level.lower()
+logger_class = "service.gunicorn_logging.JsonLogger"
+forwarded_allow_ips = "127.0.0.1"
+
+
+def on_starting(server):
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    # keep the dead worker's counters (they are history), drop its live gauges
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,150 @@
+"""The serving model: found in MODELS_DIR/<name>/<N>/, validated, hot-swapped.
+
+One reference, ``store.current``, points at an immutable :class:`ServedModel`.
+A new version is loaded and checked completely on the side (card, checksum,
+shapes, finite weights, a self-check prediction) and only then swapped in with
+a single assignment, so a request sees either the old model or the new one,
+never a mix and never a half-loaded one. A version that fails is logged,
+remembered and skipped until its files change; the current model keeps serving.
+"""
+import datetime
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainer.model_io import ModelFormatError, list_versions, load_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: int
+    network: object
+    card: dict
+    loaded_at: str
+    path: Path
+
+    def predict(self, x):
+        """``x: (n, 784)`` float32 in [0, 1] -> ``(n, 10)`` probabilities (rows sum to 1)."""
+        inp = self.card.get("input", {})
+        if inp.get("mean", 0.0) or inp.get("std", 1.0) != 1.0:
+            x = (x - inp.get("mean", 0.0)) / inp.get("std", 1.0)
+        out = self.network.forward(x)
+        if self.network.layers[-1].describe() != {"type": "activation", "name": "softmax"}:
+            out = np.exp(out - out.max(axis=1, keepdims=True))  # scores -> probabilities
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def describe(self):
+        return {"name": self.name, "version": str(self.version), "loaded_at": self.loaded_at,
+                "test_accuracy": self.card.get("metrics", {}).get("test_accuracy")}
+
+
+def load(model_dir, version):
+    """Load and validate one version; raises ModelFormatError with a one-line reason."""
+    path = Path(model_dir) / str(version)
+    network, card = load_version(path)
+    if card["architecture"].get("input_size") != 784 or card["architecture"].get("output_size") != 10:
+        raise ModelFormatError(f"{path}: expects {card['architecture'].get('input_size')} inputs and "
+                               f"{card['architecture'].get('output_size')} outputs, not 784 and 10")
+    model = ServedModel(Path(model_dir).name, int(version), network, card,
+                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), path)
+    self_check(model)
+    return model
+
+
+def self_check(model):
+    """Predict on a blank and a noise image: shapes right, probabilities finite and summing to 1."""
+    x = np.zeros((2, 784), np.float32)
+    x[1] = np.random.default_rng(0).random(784, dtype=np.float32)
+    p = model.predict(x)
+    if p.shape != (2, 10) or not np.isfinite(p).all() or not np.allclose(p.sum(axis=1), 1, atol=1e-3):
+        raise ModelFormatError(f"{model.path}: self-check failed (output shape {p.shape}, not valid probabilities)")
+
+
+def _signature(path):
+    """Changes whenever a file in the version dir is written, so a fixed version is retried."""
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path)))
+    except OSError:
+        return None
+
+
+class ModelStore:
+    """Keeps the best loadable version of one model serving, in this process."""
+
+    def __init__(self, models_dir, name, pinned=None, interval=5.0, on_swap=None):
+        self.model_dir = Path(models_dir) / name
+        self.name, self.pinned, self.interval = name, pinned, interval
+        self.on_swap = on_swap or (lambda previous, model: None)
+        self.current = None
+        self.reason = "no model loaded yet"
+        self._failed = {}  # version -> directory signature when it failed
+        self._lock = threading.Lock()
+        self._poller_pid = None
+
+    def refresh(self):
+        """Scan once; swap to the wanted version if it differs and validates. Returns current."""
+        with self._lock:  # one scan at a time; readers never take this lock
+            for version in self._candidates():
+                if self.current is not None and version == self.current.version:
+                    break  # nothing newer that works
+                if self._try(version):
+                    break
+            if self.current is None:
+                self.reason = self._no_model_reason()
+            return self.current
+
+    def _candidates(self):
+        versions = list_versions(self.model_dir)
+        if self.pinned is not None:
+            return [self.pinned] if self.pinned in versions else []
+        return sorted(versions, reverse=True)
+
+    def _try(self, version):
+        path = self.model_dir / str(version)
+        signature = _signature(path)
+        if self._failed.get(version) == signature:
+            return False
+        start = time.perf_counter()
+        try:
+            model = load(self.model_dir, version)
+        except ModelFormatError as exc:
+            self._failed[version] = signature
+            log.error("skipping %s version %s: %s", self.name, version, exc)
+            return False
+        self._failed.pop(version, None)
+        previous, self.current = self.current, model
+        log.info("serving %s version %s (was %s), loaded in %.0f ms", self.name, version,
+                 previous.version if previous else "none", 1000 * (time.perf_counter() - start))
+        self.on_swap(previous, model)
+        return True
+
+    def _no_model_reason(self):
+        if self.pinned is not None and self.pinned not in list_versions(self.model_dir):
+            return f"pinned version {self.pinned} of {self.name!r} not found in {self.model_dir}"
+        if not list_versions(self.model_dir):
+            return f"no versions of {self.name!r} in {self.model_dir}"
+        return f"no valid version of {self.name!r} in {self.model_dir} (see the logs)"
+
+    def ensure_polling(self):
+        """Start this process's poller once; safe to call on every request and after fork."""
+        if self.interval <= 0 or self._poller_pid == os.getpid():
+            return
+        self._poller_pid = os.getpid()  # a forked worker has the parent's pid here, not its own
+        threading.Thread(target=self._poll, name=f"model-poller-{self.name}", daemon=True).start()
+
+    def _poll(self):
+        while True:
+            time.sleep(self.interval)
+            try:
+                self.refresh()
+            except Exception:  # never let the poller die: log and try again next time
+                log.exception("model refresh failed")

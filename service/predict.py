@@ -1,0 +1,62 @@
+"""POST /predict: uploaded digit images in, one prediction per image out."""
+import time
+
+from flask import Blueprint, current_app, request
+
+from service import preprocess
+from service.errors import ApiError
+from service.security import require_api_key
+from service.uploads import image_blobs
+
+bp = Blueprint("predict", __name__)
+
+
+@bp.before_request
+def authorise():
+    require_api_key(current_app.config["SERVICE"].api_key, request.headers)
+
+
+def serving_model():
+    model = current_app.extensions["mnist"].store.current
+    if model is None:
+        raise ApiError(503, "no_model", current_app.extensions["mnist"].store.reason, {"Retry-After": "5"})
+    return model
+
+
+def decode_all(blobs, max_pixels):
+    images = []
+    for i, blob in enumerate(blobs):
+        try:
+            images.append(preprocess.decode_image(blob, max_pixels=max_pixels))
+        except preprocess.ImageTooLarge as exc:
+            raise ApiError(413, "image_too_large", f"image {i}: {exc}") from None
+        except preprocess.InvalidImage as exc:
+            raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
+    return images
+
+
+def classify(model, x):
+    """Probabilities for ``x: (n, 784)``, timed into the inference histogram."""
+    metrics = current_app.extensions["mnist"].metrics
+    start = time.perf_counter()
+    p = model.predict(x)
+    metrics.inference.observe(time.perf_counter() - start)
+    digits = p.argmax(axis=1)
+    metrics.images.inc(len(digits))
+    for d in digits:
+        metrics.digits.labels(str(d)).inc()
+    return p, digits
+
+
+@bp.post("/predict")
+def predict():
+    model = serving_model()
+    cfg = current_app.config["SERVICE"]
+    blobs = image_blobs(request, cfg.max_batch_images)
+    current_app.extensions["mnist"].metrics.upload_bytes.inc(sum(map(len, blobs)))
+    x = preprocess.to_batch(decode_all(blobs, cfg.max_image_pixels))
+    p, digits = classify(model, x)
+    return {"model": {"name": model.name, "version": str(model.version)},
+            "predictions": [{"digit": int(d), "confidence": round(float(row[d]), 6),
+                             "probabilities": [round(v, 6) for v in row.tolist()]}
+                            for d, row in zip(digits, p)]}
