@@ -1,0 +1,91 @@
+"""A small Python client for mnist-serving, for apps that want digits, not HTTP.
+
+    from service.client import Client
+    client = Client("http://localhost:8000", api_key=None)
+    client.predict("digit.png")["digit"]           # a path, bytes, file object or PIL image
+    [p["digit"] for p in client.predict_batch([img1, img2])]
+    client.health()
+
+Timeouts on every call. A 503 (no model yet, or a replica restarting) and
+connection errors are retried with exponential backoff; other errors raise
+:class:`ServiceError` carrying the service's error code and message.
+"""
+import io
+import os
+import time
+
+import requests
+
+
+class ServiceError(Exception):
+    """An error answer from the service: ``status``, ``code`` and ``message``."""
+
+    def __init__(self, status, code, message):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class Client:
+    def __init__(self, base_url="http://localhost:8000", api_key=None, timeout=10.0, retries=3, backoff=0.25,
+                 session=None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.session = session or requests.Session()
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def predict(self, image):
+        """One image -> ``{"digit", "confidence", "probabilities"}``."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images):
+        """Several images in one request -> one prediction per image, in order."""
+        return self.predict_response(images)["predictions"]
+
+    def predict_response(self, images):
+        """The whole /predict answer, including the model name and version."""
+        files = [("image", (f"image{i}", _bytes(img), "application/octet-stream")) for i, img in enumerate(images)]
+        return self._call("POST", "/predict", files=files)
+
+    def health(self):
+        """``/health``'s body; raises ServiceError if no model is serving (after retries)."""
+        return self._call("GET", "/health")
+
+    def _call(self, method, path, **kwargs):
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                r = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout):
+                if last:
+                    raise
+            else:
+                if r.status_code != 503 or last:
+                    return _json_or_raise(r)
+            time.sleep(self.backoff * 2**attempt)
+
+
+def _json_or_raise(r):
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if r.status_code >= 400:
+        raise ServiceError(r.status_code, body.get("code", "http_error"), body.get("error", r.reason))
+    return body
+
+
+def _bytes(image):
+    """Encoded image bytes from a path, bytes, a binary file object or a PIL image."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        with open(image, "rb") as f:
+            return f.read()
+    if hasattr(image, "save") and hasattr(image, "mode"):  # a PIL image, sent losslessly
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue()
+    if hasattr(image, "read"):
+        return image.read()
+    raise TypeError(f"cannot send a {type(image).__name__} as an image")
