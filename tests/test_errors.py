@@ -1,0 +1,91 @@
+"""Every way a request can go wrong gets the one JSON error shape and a 4xx (or 503)."""
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from service import create_app
+from tests.conftest import png
+
+GOOD = png(np.zeros((28, 28), np.uint8))  # blank, but a valid image: predicts without error
+
+
+def bomb_png(width=100_000, height=100_000):
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def assert_error(r, status, code):
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.is_json
+    body = r.get_json()
+    assert set(body) >= {"error", "code"} and body["code"] == code
+    assert "Traceback" not in body["error"] and len(body["error"]) < 200
+
+
+@pytest.mark.parametrize("kwargs,status,code", [
+    ({}, 400, "missing_image"),
+    ({"data": {"file": (io.BytesIO(GOOD), "d.png")}}, 400, "missing_image"),
+    ({"data": {"text": "hello"}, "content_type": "multipart/form-data"}, 400, "missing_image"),
+    ({"data": {"image": (io.BytesIO(b""), "d.png")}}, 400, "empty_image"),
+    ({"data": b"", "content_type": "image/png"}, 400, "empty_image"),
+    ({"data": b"GIF89a not really", "content_type": "image/gif"}, 400, "invalid_image"),
+    ({"data": GOOD[: len(GOOD) // 2], "content_type": "image/png"}, 400, "invalid_image"),
+    ({"data": b"%PDF-1.4", "content_type": "image/png"}, 400, "invalid_image"),
+    ({"data": bomb_png(), "content_type": "image/png"}, 413, "image_too_large"),
+    ({"data": b"x" * 5000, "content_type": "image/png"}, 413, "payload_too_large"),
+    ({"data": {"image": [(io.BytesIO(GOOD), f"{i}.png") for i in range(5)]}}, 413, "too_many_images"),
+    ({"data": b"{}", "content_type": "application/json"}, 415, "unsupported_media_type"),
+    ({"data": b"hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+])
+def test_bad_predict_requests(config, kwargs, status, code):
+    app = create_app({**config, "max_upload_bytes": 4000, "max_batch_images": 4, "max_image_pixels": 10**6})
+    client = app.test_client()
+    assert_error(client.post("/predict", **kwargs), status, code)
+    # and the app still serves afterwards
+    assert client.post("/predict", data=GOOD, content_type="image/png").status_code == 200
+
+
+def test_the_second_bad_image_of_a_batch_is_named(client):
+    r = client.post("/predict", data={"image": [(io.BytesIO(GOOD), "a.png"), (io.BytesIO(b"junk"), "b.png")]})
+    assert_error(r, 400, "invalid_image")
+    assert r.get_json()["error"].startswith("image 1:")
+
+
+def test_unknown_route_and_wrong_method_are_json(client):
+    assert_error(client.get("/nope"), 404, "not_found")
+    r = client.get("/predict")
+    assert_error(r, 405, "method_not_allowed")
+    assert "POST" in r.headers["Allow"]
+    assert_error(client.delete("/health"), 405, "method_not_allowed")
+
+
+def test_no_model_is_503_with_retry_after(tmp_path):
+    client = create_app({"models_dir": tmp_path, "reload_interval": 0, "access_log": False}).test_client()
+    r = client.post("/predict", data=GOOD, content_type="image/png")
+    assert_error(r, 503, "no_model")
+    assert r.headers["Retry-After"] == "5"
+
+
+def test_pinned_version_missing_says_so(models_dir):
+    client = create_app({"models_dir": models_dir, "model_version": "7", "reload_interval": 0,
+                         "access_log": False}).test_client()
+    r = client.get("/health")
+    assert r.status_code == 503 and "pinned version 7" in r.get_json()["reason"]
+
+
+def test_an_unexpected_failure_is_a_json_500_without_details(app, monkeypatch):
+    model = app.extensions["mnist"].store.current
+
+    def explode(x):
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    monkeypatch.setattr(model.network, "forward", explode)
+    r = app.test_client().post("/predict", data=GOOD, content_type="image/png")
+    assert_error(r, 500, "internal_error")
+    assert "secret" not in r.get_data(as_text=True)
