@@ -1,0 +1,114 @@
+"""Hot-swap rules: the newest valid version serves; broken versions never do."""
+import json
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from service import create_app
+from service.model_store import ModelStore
+from tests.conftest import tiny_network, write_version
+
+
+def store_for(models_dir, **kwargs):
+    store = ModelStore(models_dir, "mnist", interval=0, **kwargs)
+    store.refresh()
+    return store
+
+
+def test_serves_the_newest_version(models_dir):
+    write_version(models_dir, tiny_network(seed=1))
+    assert store_for(models_dir).current.version == 2
+
+
+def test_pinned_version_is_served_even_when_newer_exist(models_dir):
+    write_version(models_dir)
+    assert store_for(models_dir, pinned=1).current.version == 1
+
+
+def test_temp_and_non_integer_directories_are_ignored(models_dir):
+    (models_dir / "mnist" / ".tmp-2-abc").mkdir()
+    (models_dir / "mnist" / "latest").mkdir()
+    (models_dir / "mnist" / "0").mkdir()
+    assert store_for(models_dir).current.version == 1
+
+
+def corrupt(path, how):
+    if how == "truncated_npz":
+        data = (path / "model.npz").read_bytes()
+        (path / "model.npz").write_bytes(data[: len(data) // 2])
+    elif how == "missing_card":
+        (path / "model.json").unlink()
+    elif how == "bad_json":
+        (path / "model.json").write_text("{not json")
+    elif how == "wrong_shape":
+        card = json.loads((path / "model.json").read_text())
+        card["architecture"]["input_size"] = 100
+        (path / "model.json").write_text(json.dumps(card))
+    elif how == "not_a_digit_model":
+        card = json.loads((path / "model.json").read_text())
+        card["architecture"]["layers"][-2]["out"] = 3
+        card["architecture"]["output_size"] = 3
+        (path / "model.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize("how", ["truncated_npz", "missing_card", "bad_json", "wrong_shape", "not_a_digit_model"])
+def test_a_broken_new_version_is_skipped_and_the_old_keeps_serving(models_dir, how, caplog):
+    store = store_for(models_dir)
+    corrupt(write_version(models_dir), how)
+    with caplog.at_level(logging.ERROR, logger="service.model_store"):
+        assert store.refresh().version == 1
+    assert any("skipping mnist version 2" in r.getMessage() for r in caplog.records)
+
+
+def test_broken_newest_at_startup_falls_back_to_the_previous_version(models_dir):
+    corrupt(write_version(models_dir), "truncated_npz")
+    assert store_for(models_dir).current.version == 1
+
+
+def test_a_failed_version_is_not_retried_until_its_files_change(models_dir, monkeypatch):
+    store = store_for(models_dir)
+    path = write_version(models_dir)
+    good_card = (path / "model.json").read_text()
+    corrupt(path, "bad_json")
+    calls = []
+    import service.model_store as ms
+
+    real_load = ms.load
+    monkeypatch.setattr(ms, "load", lambda *a: calls.append(a) or real_load(*a))
+    store.refresh()
+    store.refresh()
+    assert len(calls) == 1  # remembered as broken
+    time.sleep(0.01)
+    (path / "model.json").write_text(good_card)  # fixed in place: size/mtime change
+    assert store.refresh().version == 2
+
+
+def test_swap_replaces_a_single_reference_and_reports_it(models_dir):
+    swaps = []
+    store = store_for(models_dir, on_swap=lambda previous, model: swaps.append((previous, model)))
+    before = store.current
+    write_version(models_dir, tiny_network(seed=3))
+    store.refresh()
+    assert swaps[-1] == (before, store.current) and store.current.version == 2
+    assert before.version == 1  # the old object is untouched: in-flight requests finish on it
+
+
+def test_poller_picks_up_new_versions(models_dir):
+    app = create_app({"models_dir": models_dir, "reload_interval": 0.05, "access_log": False})
+    client = app.test_client()
+    write_version(models_dir, tiny_network(seed=4))
+    deadline = time.time() + 5
+    while client.get("/health").get_json()["model"]["version"] != "2" and time.time() < deadline:
+        time.sleep(0.02)
+    assert client.get("/health").get_json()["model"]["version"] == "2"
+    r = client.post("/predict", data=b"", content_type="image/png")
+    assert r.status_code == 400
+
+
+def test_self_check_refuses_a_model_that_outputs_nan(models_dir):
+    net = tiny_network()
+    net.dense_layers()[0].W[:] = np.float32(3e38)  # finite weights, but the products overflow to inf/nan
+    write_version(models_dir, net)
+    assert store_for(models_dir).current.version == 1
