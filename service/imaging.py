@@ -154,8 +154,11 @@ def paper_only(img):
     detector a dark desk looks like a huge stroke. On a grid of cells (1/32 of
     the short side) the desk is what is much darker than the page (lighting
     alone dims paper less) and connected to the image border, along a good part
-    of it (a digit touching the border is not a desk). Outside the sheet the
-    paper's own colours are extended, so no edge is left for the ink detector.
+    of it (a digit touching the border is not a desk), while the page is one
+    broad region of at least 40% of the picture (a fat light stroke on a dark
+    canvas is not). Outside the
+    sheet the paper's own colours are extended, so no edge is left for the
+    ink detector.
     """
     w, h = img.size
     if min(w, h) < 64:
@@ -166,8 +169,10 @@ def paper_only(img):
     if border_pixels(grey).min() >= DESK_RATIO * page:  # the usual case: nothing dark at the border
         return img
     desk = _from_border(grey < DESK_RATIO * page)
-    if border_pixels(desk).mean() < 0.1 or desk.mean() > 0.7 or not _sharp_edge(grey, desk, page):
+    if border_pixels(desk).mean() < 0.1 or desk.mean() > 0.6 or not _sharp_edge(grey, desk, page):
         return img
+    if mean_width(~desk) < 0.25 * min(grey.shape):
+        return img  # the bright part is a fat light stroke on a dark canvas, not a page
     sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
     fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
     while covered.getextrema()[0] < 255:  # spread the sheet's colours outwards, a cell a step
@@ -175,6 +180,13 @@ def paper_only(img):
         covered = covered.filter(ImageFilter.MaxFilter(3))
     fill = fill.filter(ImageFilter.BoxBlur(1)).resize(img.size, Image.Resampling.BILINEAR)
     return Image.composite(img, fill, sheet.resize(img.size, Image.Resampling.BILINEAR))
+
+
+def mean_width(mask):
+    """Mean width in pixels of the shapes in boolean ``mask``: 2 * area / boundary length."""
+    area = mask.sum()
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return 2 * area / max(area - inner.sum(), 1)
 
 
 def _sharp_edge(grey, desk, page):

@@ -23,8 +23,8 @@ Plain 28x28 grayscale digits that are already MNIST-like skip all of it.
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_image, paper_only,
-                             standard, upright)
+from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_image, mean_width,
+                             paper_only, standard, upright)
 
 __all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_image", "to_mnist", "to_batch"]
 
@@ -33,6 +33,7 @@ WORK_SIDE = 512      # larger images are box-reduced first; a digit needs far fe
 MIN_CONTRAST = 40    # of 255: weaker differences from the paper are not ink (blank page)
 MARGIN = 48          # the ink signal keeps this much room below the paper level, for lighting dips
 STROKE = 2.6         # MNIST's median stroke width at 20x20 scale, in pixels
+FAT, THICK = 4.8, 3.6  # strokes wider than FAT (MNIST's widest 5%) are thinned to THICK
 MID = 4 * BOX        # strokes are thickened at this intermediate size
 SAMPLES = 20_000     # pixels looked at to learn the ink's colour
 MEAN_OF_CHANNELS = (1 / 3, 1 / 3, 1 / 3, 0)
@@ -105,9 +106,13 @@ def ink_map(img):
     if direction is None:
         return None
     level = _paper_level(img, direction, paper)
-    if isinstance(level, Image.Image):
-        return ImageChops.subtract(_signal(img, direction, paper, MARGIN), level)
-    return _signal(img, direction, paper, MARGIN - level)  # even paper: one pass, no subtraction
+    if not isinstance(level, Image.Image):
+        return _signal(img, direction, paper, MARGIN - level)  # even paper: one pass, no subtraction
+    # Uneven light, or strokes so fat that the local minimum still lies on ink:
+    # keep whichever map separates ink from paper more cleanly.
+    levelled = ImageChops.subtract(_signal(img, direction, paper, MARGIN), level)
+    plain = _signal(img, direction, paper, 0)
+    return max(levelled, plain, key=lambda ink: otsu(np.asarray(ink.histogram()))[1])
 
 
 def _signal(img, direction, paper, offset):
@@ -171,7 +176,7 @@ def digit_crop(ink):
     if hist[MIN_CONTRAST:].sum() == 0:
         return None
     # On a nearly empty page Otsu splits paper from shading; a third of the peak ink is a floor.
-    t = max(otsu(hist), MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
+    t = max(otsu(hist)[0], MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
     x, mask = _without_rules(np.asarray(ink), t)
     gap = max(2, round(0.05 * max(x.shape)))
     ones = mask.view(np.uint8)
@@ -205,12 +210,19 @@ def _percentile(hist, start, q):
 
 
 def otsu(hist):
-    """Otsu's threshold for a 256-bin histogram: the level maximising between-class variance."""
+    """Otsu's threshold for a 256-bin histogram, and how well it separates the two classes.
+
+    Returns ``(t, eta)``: the level maximising the between-class variance, and
+    that variance as a fraction of the total (1 = two spikes, 0 = no split).
+    """
     p = hist / hist.sum()
-    omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
+    levels = np.arange(256)
+    omega, mu = np.cumsum(p), np.cumsum(p * levels)
     with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
-    return int(np.argmax(np.nan_to_num(between, nan=0.0, posinf=0.0)))
+        between = np.nan_to_num((mu[-1] * omega - mu) ** 2 / (omega * (1 - omega)), nan=0.0, posinf=0.0)
+    t = int(np.argmax(between))
+    total = p @ (levels - mu[-1]) ** 2
+    return t, float(between[t] / total) if total > 0 else 0.0
 
 
 def _main_span(profile, gap):
@@ -226,19 +238,23 @@ def _main_span(profile, gap):
 
 # -- 3. fit ------------------------------------------------------------------------
 def fit_box(patch, mask):
-    """Crop (h, w) -> the digit scaled to fit BOX x BOX, aspect kept, strokes at least MNIST-thin.
+    """Crop (h, w) -> the digit scaled to fit BOX x BOX, aspect kept, strokes of MNIST's widths.
 
-    Strokes that would end up hair-thin (a ballpoint in a photo) are widened
-    first, by a grey dilation at 4x the final size so the result stays smooth.
+    Strokes that would end up hair-thin at 20x20 (a ballpoint in a photo) are
+    widened, and marker strokes so fat that loops would close are thinned:
+    a grey dilation or erosion at 4x the final size, so the result stays smooth.
     """
     h, w = patch.shape
     img = Image.fromarray(patch, "F")
-    width = stroke_width(mask) * BOX / max(h, w)
-    radius = round((STROKE - width) * MID / BOX / 2) if width < STROKE * 0.7 else 0
+    width = mean_width(mask) * BOX / max(h, w)
+    target = STROKE if width < 0.7 * STROKE else THICK if width > FAT else width
+    radius = round((target - width) * MID / BOX / 2)
     if radius:
         img = img.resize(_fit((w, h), MID), Image.Resampling.BOX if max(h, w) > MID else Image.Resampling.BILINEAR)
-        img = Image.fromarray(dilate(np.asarray(img), radius), "F")
-    return np.asarray(img.resize(_fit((w, h), BOX), Image.Resampling.BILINEAR)).clip(0, 1)
+        x = np.asarray(img)
+        x = dilate(np.pad(x, radius), radius) if radius > 0 else _trimmed(erode(x, -radius))
+        img = Image.fromarray(x, "F")
+    return np.asarray(img.resize(_fit(img.size, BOX), Image.Resampling.BILINEAR)).clip(0, 1)
 
 
 def _fit(size, side):
@@ -247,26 +263,30 @@ def _fit(size, side):
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def stroke_width(mask):
-    """Mean stroke width of boolean ``mask`` in pixels: 2 * area / boundary length."""
-    area = mask.sum()
-    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    boundary = area - inner.sum()
-    return 2 * area / max(boundary, 1)
-
-
 def dilate(x, r):
     """Grey dilation of ``x`` (h, w) by a (2r+1) square: the max over shifted copies."""
-    out = x.copy()
-    pad = np.pad(x, r)
+    return _rank(x, r, np.maximum)
+
+
+def erode(x, r):
+    """Grey erosion of ``x`` (h, w) by a (2r+1) square; outside ``x`` counts as background."""
+    return _rank(x, r, np.minimum)
+
+
+def _rank(x, r, pick):
     h, w = x.shape
-    for d in range(2 * r + 1):
-        np.maximum(out, pad[d:d + h, r:r + w], out=out)
-    rows = out.copy()
-    pad = np.pad(rows, r)
-    for d in range(2 * r + 1):
-        np.maximum(out, pad[r:r + h, d:d + w], out=out)
+    out = x.copy()
+    for axis_shifts in ((lambda p, d: p[d:d + h, r:r + w]), (lambda p, d: p[r:r + h, d:d + w])):
+        padded = np.pad(out, r)
+        for d in range(2 * r + 1):
+            pick(out, axis_shifts(padded, d), out=out)
     return out
+
+
+def _trimmed(x, floor=0.05):
+    """``x`` cropped to the rows and columns holding values above ``floor`` (all of it if none)."""
+    rows, cols = np.flatnonzero((x > floor).any(1)), np.flatnonzero((x > floor).any(0))
+    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] if rows.size else x
 
 
 def centred(box):

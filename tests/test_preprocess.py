@@ -196,6 +196,12 @@ def test_polarity_light_on_dark_and_dark_on_light_agree(paper, ink):
     assert similarity(to_mnist(drawn_seven(ink=ink, paper=paper)), to_mnist(drawn_seven())) > 0.98
 
 
+def test_fat_light_strokes_on_a_dark_canvas_are_not_taken_for_a_sheet_of_paper():
+    """A marker so fat the 7 covers 40% of the canvas, white on black: the black is no desk."""
+    fat_light, fat_dark = drawn_seven(width=100, ink=255, paper=0), drawn_seven(width=100)
+    assert similarity(to_mnist(fat_light), to_mnist(fat_dark)) > 0.98
+
+
 def transparent_canvas(colour):
     """RGBA with the 7 only in alpha; every pixel's colour is ``colour`` (the trap: black on black)."""
     alpha = 255 - np.asarray(drawn_seven())

@@ -179,7 +179,7 @@ def paper_on_desk_jpeg(digit, label, rng):
     most of the frame; desk shows at the edges; the digit is somewhere on the sheet."""
     w, h = pick(rng, [(640, 480), (800, 600), (480, 640)])
     sheet = Image.new("L", (w, h), 0)
-    cx, cy, half_w, half_h = w / 2, h / 2, w * rng.uniform(0.33, 0.5), h * rng.uniform(0.33, 0.5)
+    cx, cy, half_w, half_h = w / 2, h / 2, w * rng.uniform(0.35, 0.5), h * rng.uniform(0.35, 0.5)
     turn = np.deg2rad(rng.uniform(-8, 8))
     corners = [(cx + dx * np.cos(turn) - dy * np.sin(turn), cy + dx * np.sin(turn) + dy * np.cos(turn))
                for dx, dy in ((-half_w, -half_h), (half_w, -half_h), (half_w, half_h), (-half_w, half_h))]
