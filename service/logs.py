@@ -6,6 +6,7 @@ the X-Request-ID the client saw. Nothing here ever logs a request body.
 """
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -53,4 +54,4 @@ def log_access(response, route, started):
         "method": request.method, "route": route, "path": request.path, "status": response.status_code,
         "duration_ms": round(1000 * (time.perf_counter() - started), 2),
         "bytes_in": request.content_length or 0, "bytes_out": response.content_length,
-        "remote_addr": request.remote_addr}})
+        "remote_addr": request.remote_addr, "pid": os.getpid()}})

@@ -1,0 +1,145 @@
+"""The real thing: gunicorn with two workers on 127.0.0.1, driven over HTTP."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.client import Client, ServiceError
+from tests.conftest import png, tiny_network, write_version
+from tests.live_server import LiveServer
+
+pytestmark = pytest.mark.integration
+
+DIGIT = png(np.pad(np.full((16, 4), 255, np.uint8), ((6, 6), (12, 12))))
+
+
+def metric(server, name, **labels):
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+@pytest.fixture
+def server(models_dir, tmp_path):
+    with LiveServer(models_dir, tmp_path) as live:
+        yield live
+
+
+def test_counts_add_up_across_workers(server):
+    n = 60
+    for _ in range(n):  # a new connection each time, so both workers get requests
+        assert requests.post(server.url + "/predict", data=DIGIT, headers={"Content-Type": "image/png"},
+                             timeout=5).status_code == 200
+    assert metric(server, "mnist_http_requests_total", route="/predict", status="200") == n
+    assert metric(server, "mnist_images_predicted_total") == n
+    served_by = {json.loads(line)["pid"] for line in server.read_log().splitlines()
+                 if '"route":"/predict"' in line}
+    assert len(served_by) == 2  # both workers took part, and the counts still add up
+
+
+def test_counts_survive_a_worker_crash(server):
+    client = Client(server.url)
+    for _ in range(10):
+        client.predict(DIGIT)
+    children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True, check=True)
+    workers = [int(pid) for pid in children.stdout.split()]
+    os.kill(workers[0], signal.SIGKILL)  # gunicorn replaces it
+    time.sleep(1.0)
+    server.wait_ready()
+    for _ in range(5):
+        client.predict(DIGIT)
+    assert metric(server, "mnist_http_requests_total", route="/predict", status="200") == 15
+    assert metric(server, "mnist_model_info", version="1") == 1
+
+
+def test_hot_swap_under_load_drops_no_request(server, models_dir):
+    client = Client(server.url, retries=0)
+    seen, failures, stop = set(), [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                seen.add(client.predict_response([DIGIT])["model"]["version"])
+            except Exception as exc:  # any failure at all is what this test looks for
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    write_version(models_dir, tiny_network(seed=7))
+    deadline = time.time() + 10
+    while "2" not in seen and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # both workers have had time to swap
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert seen == {"1", "2"}
+    assert client.health()["model"]["version"] == "2"
+
+
+def test_corrupt_version_is_skipped_while_serving(server, models_dir):
+    bad = models_dir / "mnist" / "2"
+    bad.mkdir()
+    (bad / "model.json").write_text("{half a card")
+    time.sleep(1.0)  # several poll intervals
+    health = Client(server.url).health()
+    assert health["status"] == "ok" and health["model"]["version"] == "1"
+    assert "skipping mnist version 2" in server.read_log()
+
+
+def test_sigterm_lets_in_flight_requests_finish(models_dir, tmp_path):
+    big = png(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8))
+    with LiveServer(models_dir, tmp_path, max_batch_images=64, max_upload_bytes=100_000_000) as live:
+        results = []
+
+        def slow_request():
+            files = [("image", (f"{i}.png", big, "image/png")) for i in range(16)]
+            results.append(requests.post(live.url + "/predict", files=files, timeout=60).status_code)
+
+        threads = [threading.Thread(target=slow_request) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # requests are being processed
+        started = time.time()
+        code = live.stop(signal.SIGTERM)
+        for t in threads:
+            t.join()
+    assert results == [200, 200]
+    assert code == 0 and time.time() - started < 25
+
+
+def test_client_retries_503_then_raises_service_error(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with LiveServer(empty, tmp_path) as live:
+        assert requests.get(live.url + "/health", timeout=5).status_code == 503
+        client = Client(live.url, retries=2, backoff=0.05)
+        started = time.time()
+        with pytest.raises(ServiceError) as err:
+            client.predict(DIGIT)
+        assert err.value.status == 503 and err.value.code == "no_model"
+        assert time.time() - started >= 0.05 + 0.1  # it waited out two backoffs first
+
+
+def test_client_sends_paths_files_and_pil_images(server, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "digit.png"
+    path.write_bytes(DIGIT)
+    client = Client(server.url)
+    with open(path, "rb") as f:
+        results = client.predict_batch([str(path), path, DIGIT, f, Image.open(path)])
+    assert len({r["digit"] for r in results}) == 1 and len(results) == 5
+    with pytest.raises(ServiceError) as err:
+        client.predict(b"not an image")
+    assert err.value.status == 400 and err.value.code == "invalid_image"
