@@ -23,7 +23,8 @@ def create_app(config=None):
     metrics = Metrics()
     store = ModelStore(config.models_dir, config.model_name, pinned=config.pinned_version,
                        interval=config.reload_interval,
-                       on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()))
+                       on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()),
+                       on_reject=lambda version, reason: metrics.reloads.labels("failure").inc())
     app.extensions["mnist"] = SimpleNamespace(config=config, store=store, metrics=metrics)
     store.refresh()
     store.ensure_polling()

@@ -81,10 +81,11 @@ def _signature(path):
 class ModelStore:
     """Keeps the best loadable version of one model serving, in this process."""
 
-    def __init__(self, models_dir, name, pinned=None, interval=5.0, on_swap=None):
+    def __init__(self, models_dir, name, pinned=None, interval=5.0, on_swap=None, on_reject=None):
         self.model_dir = Path(models_dir) / name
         self.name, self.pinned, self.interval = name, pinned, interval
         self.on_swap = on_swap or (lambda previous, model: None)
+        self.on_reject = on_reject or (lambda version, reason: None)
         self.current = None
         self.reason = "no model loaded yet"
         self._failed = {}  # version -> directory signature when it failed
@@ -120,6 +121,7 @@ class ModelStore:
         except ModelFormatError as exc:
             self._failed[version] = signature
             log.error("skipping %s version %s: %s", self.name, version, exc)
+            self.on_reject(version, str(exc))
             return False
         self._failed.pop(version, None)
         previous, self.current = self.current, model

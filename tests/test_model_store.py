@@ -62,6 +62,15 @@ def test_a_broken_new_version_is_skipped_and_the_old_keeps_serving(models_dir, h
     assert any("skipping mnist version 2" in r.getMessage() for r in caplog.records)
 
 
+def test_rejections_are_counted_in_metrics(models_dir):
+    corrupt(write_version(models_dir), "bad_json")
+    text = create_app({"models_dir": models_dir, "reload_interval": 0, "access_log": False}).test_client() \
+        .get("/metrics").get_data(as_text=True)
+    assert 'mnist_model_reloads_total{result="failure"} 1.0' in text
+    assert 'mnist_model_reloads_total{result="success"} 1.0' in text
+    assert 'mnist_model_info{name="mnist",version="1"} 1.0' in text
+
+
 def test_broken_newest_at_startup_falls_back_to_the_previous_version(models_dir):
     corrupt(write_version(models_dir), "truncated_npz")
     assert store_for(models_dir).current.version == 1
