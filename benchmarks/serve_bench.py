@@ -1,0 +1,186 @@
+"""Serving throughput and latency of the real gunicorn server, and where the time goes.
+
+    python benchmarks/serve_bench.py                 # ~2 minutes: every payload at c = 1, 8, 32
+    python benchmarks/serve_bench.py --duration 5 --concurrency 8
+
+Starts ``mnist-serve``'s gunicorn (default config: 2 workers, access log on,
+written to a file) on 127.0.0.1 with the committed model, then drives it with
+``wrk`` (Debian package ``wrk``) from a separate process:
+
+- ``/health/live``: no work at all, the speed limit of the HTTP stack itself;
+- a 28x28 PNG and a 280x280 PNG as raw ``image/png`` bodies;
+- a multipart batch of 32 28x28 PNGs (images/s = requests/s x 32).
+
+Then, in this process, it times each stage of a request (decode, preprocess,
+forward pass, JSON) on the same payloads, reads each worker's RSS, and times
+loading + self-checking the model. The load generator shares the machine's
+cores with the server, as a sidecar or a co-located client would.
+"""
+import argparse
+import gzip
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# The in-process stage timings below should see what a worker sees: gunicorn's
+# config gives every worker a single BLAS thread (set before NumPy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from service import preprocess  # noqa: E402
+from service.model_store import load  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+
+# wrk prints its numbers through this script as one JSON line
+WRK_LUA = """
+wrk.method = "POST"
+local f = io.open(os.getenv("BODY_FILE"), "rb"); wrk.body = f:read("*a"); f:close()
+wrk.headers["Content-Type"] = os.getenv("BODY_TYPE")
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('JSON {"requests": %d, "seconds": %f, "non2xx": %d, "socket_errors": %d, '
+    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f}\\n', summary.requests, summary.duration / 1e6,
+    e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3))
+end
+"""
+
+
+def mnist_digits(n):
+    root = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+    with gzip.open(root / "t10k-images-idx3-ubyte.gz") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+
+
+def encode(pixels):
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def payloads():
+    digits = mnist_digits(32)
+    canvas = Image.fromarray(255 - digits[0]).resize((280, 280), Image.Resampling.BILINEAR)
+    boundary = "mnistbench"
+    parts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{i}.png\"\r\n"
+                     f"Content-Type: image/png\r\n\r\n".encode() + encode(d) + b"\r\n" for i, d in enumerate(digits))
+    return {
+        "28x28 png": (encode(digits[0]), "image/png", 1),
+        "280x280 png": (encode(np.asarray(canvas)), "image/png", 1),
+        "batch of 32": (parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}", 32),
+    }
+
+
+def wrk(url, body, content_type, concurrency, duration, workdir):
+    body_file, script = workdir / "body", workdir / "post.lua"
+    body_file.write_bytes(body)
+    script.write_text(WRK_LUA)
+    env = {**os.environ, "BODY_FILE": str(body_file), "BODY_TYPE": content_type}
+    args = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
+
+
+def stage_times(model, payload, n_images, repeat):
+    """Median milliseconds per request for each stage, in this process."""
+    blobs = [payload] if n_images == 1 else [encode(d) for d in mnist_digits(n_images)]
+    stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        images = [preprocess.decode_image(b, max_pixels=40_000_000) for b in blobs]
+        t1 = time.perf_counter()
+        x = preprocess.to_batch(images)
+        t2 = time.perf_counter()
+        p = model.predict(x)
+        t3 = time.perf_counter()
+        json.dumps({"predictions": [{"digit": int(r.argmax()), "confidence": round(float(r.max()), 6),
+                                     "probabilities": [round(v, 6) for v in r.tolist()]} for r in p]})
+        t4 = time.perf_counter()
+        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[key].append(dt * 1e3)
+    return {k: float(np.median(v)) for k, v in stages.items()}
+
+
+def worker_rss_mb(master_pid):
+    children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
+    rss = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024)
+    return rss
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = {"runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5) as server:
+            cases = {"/health/live (no work)": (b"", "text/plain", 0), **payloads()}
+            print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+            for name, (body, ctype, n) in cases.items():
+                path = "/health/live" if n == 0 else "/predict"
+                for c in args.concurrency:
+                    r = wrk(server.url + path, body, ctype, c, args.duration, tmp) if n else \
+                        wrk_get(server.url + path, c, args.duration, tmp)
+                    rps = r["requests"] / r["seconds"]
+                    errors = r["non2xx"] + r["socket_errors"]
+                    results["runs"].append({"payload": name, "concurrency": c, "rps": rps, "images_per_s": rps * n,
+                                            **r})
+                    print(f"{name:<24}{c:>4}{rps:>10,.0f}{rps * n:>10,.0f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}"
+                          f"{r['p99_ms']:>9.2f}{errors:>8}", flush=True)
+            results["worker_rss_mb"] = worker_rss_mb(server.proc.pid)
+    report_in_process(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def wrk_get(url, concurrency, duration, workdir):
+    script = workdir / "get.lua"
+    script.write_text(WRK_LUA.split("done =", 1)[0].replace('wrk.method = "POST"', "").split("local f")[0]
+                      + "done =" + WRK_LUA.split("done =", 1)[1])
+    args = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "-s", str(script), url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
+
+
+def report_in_process(results):
+    print(f"\nworker RSS after the runs: {', '.join(f'{m:.0f} MB' for m in results['worker_rss_mb'])}")
+    loads = []
+    for _ in range(5):
+        t = time.perf_counter()
+        model = load(REPO / "models" / "mnist", 1)
+        loads.append((time.perf_counter() - t) * 1e3)
+    results["model_load_ms"] = float(np.median(loads))
+    print(f"model load + validation + self-check: {results['model_load_ms']:.0f} ms (median of 5)")
+    print(f"\nwhere a request's CPU time goes (ms, median, in-process):")
+    print(f"{'payload':<16}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
+    results["stages_ms"] = {}
+    for name, (body, _, n) in payloads().items():
+        s = stage_times(model, body, n, repeat=200 if n == 1 else 30)
+        results["stages_ms"][name] = s
+        print(f"{name:<16}{s['decode']:>9.3f}{s['preprocess']:>9.3f}{s['forward']:>9.3f}{s['json']:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
