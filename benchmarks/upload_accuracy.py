@@ -7,7 +7,8 @@ and installed fonts with ``tests/uploads.py`` -- canvas exports, phone photos
 of paper, transparent PNGs, coloured ink, GIF/BMP/WebP/TIFF/16-bit PNG ... --
 then decodes and preprocesses each one as the service does and runs the model.
 Prints per kind: samples, accuracy, and milliseconds per image for decoding
-and for ``to_mnist``; then the overall accuracy. ``--errors DIR`` saves the
+and for ``to_mnist``; then the overall accuracy, and the accuracy on all
+10,000 MNIST test digits sent as plain PNGs. ``--errors DIR`` saves the
 misclassified uploads there with their 28x28 inputs, to look at.
 """
 import argparse
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests/uploads.py is not part of the installed package
 
 from service.preprocess import decode_image, to_mnist  # noqa: E402
-from tests.uploads import KINDS, find_fonts, mnist_test_digits, upload_set  # noqa: E402
+from tests.uploads import KINDS, encode, find_fonts, mnist_test_digits, upload_set  # noqa: E402
 from trainer.model_io import list_versions, load_version  # noqa: E402
 
 MAX_PIXELS = 40_000_000
@@ -69,6 +70,15 @@ def report(rows):
     print(f"mixed uploads other than plain MNIST PNG: {uploads[:, 0].mean():.2%} of {len(uploads)}")
 
 
+def plain_mnist(network, images, labels):
+    """Accuracy on every MNIST test digit sent as a 28x28 PNG, and ms per image for decode + to_mnist."""
+    data = [encode(Image.fromarray(d), "PNG") for d in images]
+    t0 = time.perf_counter()
+    x = np.stack([to_mnist(decode_image(d, max_pixels=MAX_PIXELS)) for d in data])
+    seconds = time.perf_counter() - t0
+    return (network.predict(x) == labels).mean(), 1e3 * seconds / len(data)
+
+
 def save_errors(out, samples, inputs, predicted):
     out.mkdir(parents=True, exist_ok=True)
     for i, ((kind, data, label), x, guess) in enumerate(zip(samples, inputs, predicted)):
@@ -95,6 +105,8 @@ def main(argv=None):
     print("fonts:", ", ".join(Path(f).name for f in find_fonts()) or "none installed (kind 'font' skipped)")
     rows, inputs, predicted = run(samples, network)
     report(rows)
+    accuracy, ms = plain_mnist(network, images, labels)
+    print(f"all {len(labels)} MNIST test digits as 28x28 PNGs: {accuracy:.2%} ({ms:.3f} ms per image to decode and preprocess)")
     if args.errors:
         save_errors(args.errors, samples, inputs, predicted)
 

@@ -29,7 +29,7 @@ from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pix
 __all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_image", "to_mnist", "to_batch"]
 
 SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
-WORK_SIDE = 512      # larger images are box-reduced first; a digit needs far fewer pixels
+WORK_SIDE = 256      # larger images are box-reduced first: a 20x20 digit needs far fewer pixels
 MIN_CONTRAST = 40    # of 255: weaker differences from the paper are not ink (blank page)
 MARGIN = 48          # the ink signal keeps this much room below the paper level, for lighting dips
 STROKE = 2.6         # MNIST's median stroke width at 20x20 scale, in pixels
@@ -37,7 +37,7 @@ FAT, THICK = 4.8, 3.6  # strokes wider than FAT (MNIST's widest 5%) are thinned 
 MID = 4 * BOX        # strokes are thickened at this intermediate size
 SAMPLES = 20_000     # pixels looked at to learn the ink's colour
 MEAN_OF_CHANNELS = (1 / 3, 1 / 3, 1 / 3, 0)
-FLAT = 4             # paper levels varying less than this are treated as constant
+FLAT = 6             # paper whose border varies less than this (10th-90th percentile) is even
 
 
 def to_batch(images):
@@ -106,13 +106,9 @@ def ink_map(img):
     if direction is None:
         return None
     level = _paper_level(img, direction, paper)
-    if not isinstance(level, Image.Image):
-        return _signal(img, direction, paper, MARGIN - level)  # even paper: one pass, no subtraction
-    # Uneven light, or strokes so fat that the local minimum still lies on ink:
-    # keep whichever map separates ink from paper more cleanly.
-    levelled = ImageChops.subtract(_signal(img, direction, paper, MARGIN), level)
-    plain = _signal(img, direction, paper, 0)
-    return max(levelled, plain, key=lambda ink: otsu(np.asarray(ink.histogram()))[1])
+    if isinstance(level, Image.Image):
+        return ImageChops.subtract(_signal(img, direction, paper, MARGIN), level)
+    return _signal(img, direction, paper, MARGIN - level)  # even paper: one pass, no subtraction
 
 
 def _signal(img, direction, paper, offset):
@@ -154,18 +150,21 @@ def _colour(paper):
 def _paper_level(img, direction, paper):
     """The paper's level in the ink signal: a number for evenly lit paper, else a smooth L image.
 
-    It is the lowest local signal, blurred, found on cells (1/16 of the short
-    side) so that a minimum over 5x5 cells spans more than any stroke is wide,
-    leaving only the paper under the ink.
+    On cells (1/16 of the short side): when the picture's border is even (every
+    digital drawing), the paper is; its level is the border's. Otherwise light
+    falls unevenly, and the level is the lowest local signal, blurred: a
+    minimum over 5x5 cells spans more than a pen or brush stroke is wide,
+    leaving only the paper under the ink. (On even paper that local minimum
+    would be wrong under strokes fatter than that, so it is not used there.)
     """
     w, h = img.size
     if min(w, h) < 64:
         return MARGIN
     cells = _signal(img.reduce(max(2, min(w, h) // 16)), direction, paper, MARGIN)
+    low, median, high = np.percentile(border_pixels(np.asarray(cells)), [10, 50, 90])
+    if high - low <= FLAT:
+        return int(median)
     level = cells.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.BoxBlur(1))
-    lo, hi = level.getextrema()
-    if hi - lo <= FLAT:  # every digital drawing: skip the costly full-size level image
-        return lo
     return level.resize(img.size, Image.Resampling.BILINEAR)
 
 
