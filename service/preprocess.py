@@ -175,7 +175,7 @@ def digit_crop(ink):
     if hist[MIN_CONTRAST:].sum() == 0:
         return None
     # On a nearly empty page Otsu splits paper from shading; a third of the peak ink is a floor.
-    t = max(otsu(hist)[0], MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
+    t = max(otsu(hist), MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
     x, mask = _without_rules(np.asarray(ink), t)
     gap = max(2, round(0.05 * max(x.shape)))
     ones = mask.view(np.uint8)
@@ -209,19 +209,12 @@ def _percentile(hist, start, q):
 
 
 def otsu(hist):
-    """Otsu's threshold for a 256-bin histogram, and how well it separates the two classes.
-
-    Returns ``(t, eta)``: the level maximising the between-class variance, and
-    that variance as a fraction of the total (1 = two spikes, 0 = no split).
-    """
+    """Otsu's threshold for a 256-bin histogram: the level maximising the between-class variance."""
     p = hist / hist.sum()
-    levels = np.arange(256)
-    omega, mu = np.cumsum(p), np.cumsum(p * levels)
+    omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
     with np.errstate(divide="ignore", invalid="ignore"):
-        between = np.nan_to_num((mu[-1] * omega - mu) ** 2 / (omega * (1 - omega)), nan=0.0, posinf=0.0)
-    t = int(np.argmax(between))
-    total = p @ (levels - mu[-1]) ** 2
-    return t, float(between[t] / total) if total > 0 else 0.0
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
+    return int(np.argmax(np.nan_to_num(between, nan=0.0, posinf=0.0)))
 
 
 def _main_span(profile, gap):
