@@ -1,0 +1,115 @@
+"""Model versions on disk: round trip, atomic numbering, refusal of anything broken."""
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_network, write_version
+from trainer import Activation, Dense, Dropout, Network
+from trainer.model_io import ModelFormatError, list_versions, load_version, save_version
+
+
+def test_round_trip_predicts_identically(tmp_path):
+    rng = np.random.default_rng(0)
+    net = Network().add(Dense(784, 32, rng=rng)).add(Activation("tanh")).add(Dropout(0.2))
+    net.add(Dense(32, 10, rng=rng)).add(Activation("softmax"))
+    path = save_version(net, {"loss": "softmax_cross_entropy"}, tmp_path, "mnist")
+    loaded, card = load_version(path)
+    x = rng.random((20, 784), dtype=np.float32)
+    assert np.array_equal(loaded.predict_proba(x), net.predict_proba(x))
+    assert card["name"] == "mnist" and card["version"] == 1 and card["loss"] == "softmax_cross_entropy"
+    assert [layer["type"] for layer in card["architecture"]["layers"]] == [
+        "dense", "activation", "dropout", "dense", "activation"]
+    with np.load(path / "model.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["W0", "W1", "b0", "b1"]
+        assert npz["W0"].shape == (784, 32) and npz["W0"].dtype == np.float32
+
+
+def test_versions_count_up_and_ignore_everything_else(tmp_path):
+    paths = [write_version(tmp_path) for _ in range(3)]
+    assert [p.name for p in paths] == ["1", "2", "3"]
+    (tmp_path / "mnist" / ".tmp-9-x").mkdir()
+    (tmp_path / "mnist" / "latest").mkdir()
+    (tmp_path / "mnist" / "7.bak").mkdir()
+    (tmp_path / "mnist" / "12").write_text("a file, not a version")
+    assert list_versions(tmp_path / "mnist") == [1, 2, 3]
+    assert write_version(tmp_path).name == "4"
+    assert list_versions(tmp_path / "nothing-here") == []
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path, failure):
+    write_version(tmp_path)
+
+    def broken_artifact(path):
+        raise failure
+
+    with pytest.raises(type(failure)):
+        save_version(tiny_network(), {}, tmp_path, "mnist", artifacts={"plot.png": broken_artifact})
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == ["1"]
+
+
+def test_artifacts_land_in_the_version_directory(tmp_path):
+    path = save_version(tiny_network(), {}, tmp_path, "mnist", artifacts={"notes.txt": lambda p: p.write_text("hi")})
+    assert (path / "notes.txt").read_text() == "hi"
+    assert oct(path.stat().st_mode & 0o777) == "0o755"  # readable by a service running as another user
+
+
+def edit_card(path, change):
+    card = json.loads((path / "model.json").read_text())
+    change(card)
+    (path / "model.json").write_text(json.dumps(card))
+
+
+def rewrite_npz(path, **arrays):
+    """Replace arrays in model.npz and fix the card's checksum, so only the content is wrong."""
+    from trainer.model_io import sha256_file
+
+    with np.load(path / "model.npz") as npz:
+        data = {**{k: npz[k] for k in npz.files}, **arrays}
+    np.savez(path / "model.npz", **data)
+    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz")))
+
+
+def garbage_npz(path):
+    """Junk in place of the npz, with no checksum in the card to catch it first."""
+    (path / "model.npz").write_bytes(b"garbage")
+    edit_card(path, lambda c: c["files"]["model.npz"].pop("sha256"))
+
+
+BROKEN = {
+    "missing card": (lambda p: (p / "model.json").unlink(), "no model.json"),
+    "missing weights": (lambda p: (p / "model.npz").unlink(), "no model.npz"),
+    "invalid json": (lambda p: (p / "model.json").write_text("{oops"), "not valid JSON"),
+    "wrong format": (lambda p: edit_card(p, lambda c: c.update(format="keras")), "not a mnist-serving/model card"),
+    "future format": (lambda p: edit_card(p, lambda c: c.update(format_version=2)), "unsupported format_version"),
+    "truncated npz": (lambda p: (p / "model.npz").write_bytes((p / "model.npz").read_bytes()[:1000]),
+                      "does not match the checksum"),
+    "garbage npz": (lambda p: garbage_npz(p), "not a readable npz"),
+    "wrong shape": (lambda p: rewrite_npz(p, W0=np.zeros((784, 15), np.float32)), "has shape (784, 15)"),
+    "nan weights": (lambda p: rewrite_npz(p, b1=np.full(10, np.nan, np.float32)), "NaN or infinity"),
+    "int weights": (lambda p: rewrite_npz(p, b1=np.zeros(10, np.int32)), "floating point"),
+    "missing array": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][0].update(weights="W9")),
+                      "missing array"),
+    "unknown activation": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(name="swish")),
+                           "unknown activation"),
+    "unknown layer": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(type="conv")),
+                      "unknown layer type"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_version_is_refused_with_a_one_line_reason(tmp_path, case):
+    breaker, message = BROKEN[case]
+    path = write_version(tmp_path)
+    breaker(path)
+    with pytest.raises(ModelFormatError) as err:
+        load_version(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_pickled_array_is_never_loaded(tmp_path):
+    path = write_version(tmp_path)
+    rewrite_npz(path, W0=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(ModelFormatError, match="not a readable npz"):
+        load_version(path)
