@@ -22,6 +22,9 @@ DESK_RATIO = 0.65  # a desk is darker than this fraction of the page's lightness
 JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below this side
 
 
+Image.init()  # register the decoders now (~30 ms) rather than during a worker's first request
+
+
 class ImageError(ValueError):
     """An upload that cannot become a digit image; ``str()`` is safe to show a client."""
 
