@@ -1,0 +1,89 @@
+"""The training job on the real MNIST: accuracy, files written, the CLI, interruption."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from trainer.__main__ import parser
+from trainer.data import load_mnist
+from trainer.presets import preset
+from trainer.train import run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mnist_dir():
+    path = os.environ.get("MNIST_DIR")
+    if not path or not os.path.isdir(path):
+        pytest.skip("MNIST_DIR not set or not a directory: training tests need the real MNIST")
+    return path
+
+
+def test_short_training_beats_ninety_percent_and_writes_a_version(mnist_dir, tmp_path):
+    cfg = preset("fast", epochs=1, hidden=(64,), seed=3)
+    path = run(cfg, load_mnist(mnist_dir, download=False), tmp_path, "mnist")
+    assert path == tmp_path / "mnist" / "1"
+    card = json.loads((path / "model.json").read_text())
+    assert card["metrics"]["test_accuracy"] > 0.90
+    assert card["training"]["seed"] == 3 and card["training"]["hidden"] == [64]
+    assert card["dataset"]["sha256"]["t10k-images-idx3-ubyte"].startswith("0fa7898d")
+    assert len(card["metrics"]["confusion_matrix"]) == 10 and sum(map(sum, card["metrics"]["confusion_matrix"])) == 10000
+    assert len(card["metrics"]["per_class"]["precision"]) == 10 and card["training_time_seconds"] > 0
+    assert card["created_at"] and card["code_version"].startswith("0.1.0")
+    with Image.open(path / "training.png") as png:
+        assert png.format == "PNG" and png.size[0] > 600
+
+
+def test_help_explains_every_option():
+    text = parser().format_help()
+    for option in ("--epochs", "--batch-size", "--lr", "--hidden", "--activation", "--loss", "--optimizer",
+                   "--seed", "--val-split", "--augment", "--runs", "--preset", "--data-dir", "--models-dir",
+                   "--model-name", "--schedule", "--weight-decay", "--dropout", "--init"):
+        assert option in text
+    assert "notebook" in text and "800,800" in text  # the presets table
+
+
+def cli(tmp_path, mnist_dir, *args):
+    return [sys.executable, "-m", "trainer", "--data-dir", mnist_dir, "--models-dir", str(tmp_path), "--no-download",
+            *args]
+
+
+def test_cli_runs_seeds_reports_mean_and_writes_successive_versions(mnist_dir, tmp_path):
+    args = cli(tmp_path, mnist_dir, "--preset", "fast", "--epochs", "1", "--hidden", "32", "--runs", "2")
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "run 1/2: test accuracy" in first.stdout and "run 2/2: test accuracy" in first.stdout
+    assert "test accuracy over 2 runs:" in first.stdout and "±" in first.stdout
+    assert "epoch   1/1  loss" in first.stdout and "samples/s" in first.stdout and "eta" in first.stdout
+    second = subprocess.run(cli(tmp_path, mnist_dir, "--preset", "fast", "--epochs", "1", "--hidden", "16"),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == ["1", "2"]
+    card = json.loads((tmp_path / "mnist" / "1" / "model.json").read_text())
+    assert [r["seed"] for r in card["runs"]] == [1, 2]
+
+
+def test_cli_rejects_bad_options_without_a_traceback(tmp_path, mnist_dir):
+    bad = subprocess.run(cli(tmp_path, mnist_dir, "--activation", "swish"), capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sigterm_stops_cleanly_without_a_partial_model(mnist_dir, tmp_path):
+    with subprocess.Popen(cli(tmp_path, mnist_dir, "--preset", "fast", "--epochs", "50", "--hidden", "64"),
+                          stdout=subprocess.PIPE, text=True) as proc:
+        deadline = time.time() + 120
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith("epoch") or time.time() > deadline:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out = proc.stdout.read()
+        assert proc.wait(60) == 130
+    assert "interrupted" in out and "no model was written" in out
+    model_dir = tmp_path / "mnist"
+    assert not model_dir.exists() or list(model_dir.iterdir()) == []
