@@ -188,18 +188,31 @@ def digit_crop(ink):
 
 
 def _without_rules(x, t):
-    """(ink, mask above ``t``) with ruled lines cleared: rows or columns inked across 3/4 of
-    the picture (a notebook's lines, its margin), unless they hold most of the ink (a tall 1)."""
+    """(ink, mask above ``t``) with ruled lines cleared: thin bands of rows or columns inked
+    across 3/4 of the picture (a notebook's lines, its margin). A digit's own bar in a
+    tight crop is thicker, and a tall 1 holds most of the ink: both are kept."""
     mask = x > t
     ones = mask.view(np.uint8)
-    rows = ones.sum(1, dtype=np.int32) >= 0.75 * x.shape[1]
-    cols = ones.sum(0, dtype=np.int32) >= 0.75 * x.shape[0]
+    rows = _thin_runs(ones.sum(1, dtype=np.int32) >= 0.75 * x.shape[1], max(2, 0.02 * x.shape[0]))
+    cols = _thin_runs(ones.sum(0, dtype=np.int32) >= 0.75 * x.shape[0], max(2, 0.02 * x.shape[1]))
     if not (rows.any() or cols.any()):
         return x, mask
     cleared = x.copy()
     cleared[rows], cleared[:, cols] = 0, 0
     kept = cleared > t
     return (cleared, kept) if kept.sum() >= 0.3 * mask.sum() else (x, mask)
+
+
+def _thin_runs(flags, longest):
+    """``flags`` (n,) bool, keeping only the runs of consecutive True at most ``longest`` long."""
+    if not flags.any():
+        return flags
+    edges = np.diff(np.concatenate(([0], flags.view(np.uint8), [0])).astype(np.int8))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    thin = np.zeros_like(flags)
+    for start, stop in zip(starts, stops):  # a handful of runs at most
+        thin[start:stop] = stop - start <= longest
+    return thin
 
 
 def _percentile(hist, start, q):

@@ -299,6 +299,18 @@ def test_ruled_lines_and_a_margin_line_are_not_ink():
     assert similarity(to_mnist(Image.fromarray(page)), to_mnist(off_centre_seven(at=(300, 200)))) > 0.95
 
 
+@pytest.mark.parametrize("bar", ["top", "bottom"])
+def test_a_bar_across_a_tightly_cropped_digit_is_not_mistaken_for_a_ruled_line(bar):
+    """A 7 (or a 2) cropped to its box: the bar spans the whole width, but it is a stroke."""
+    img = Image.new("L", (120, 160), 255)
+    y = 8 if bar == "top" else 151
+    ImageDraw.Draw(img).line([(0, y), (119, y), (40, 159 - y)], fill=0, width=14)
+    x = to_mnist(img).reshape(28, 28)
+    rows = np.flatnonzero(x.max(1) > 0.5)
+    end = rows[0] if bar == "top" else rows[-1]
+    assert (x[end - 1:end + 2] > 0.5).sum(1).max() >= 10  # the bar is still there, wide
+
+
 def test_a_one_from_edge_to_edge_is_not_mistaken_for_a_ruled_line():
     one = Image.new("L", (40, 200), 255)
     ImageDraw.Draw(one).line([(22, 0), (18, 199)], fill=0, width=8)
