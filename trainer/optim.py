@@ -26,7 +26,9 @@ class SGD:
 
     def step(self, lr):
         for p, g in self.params:
-            p -= lr * self._decayed(p, g)
+            g = self._decayed(p, g)
+            g *= lr  # g is the layer's gradient buffer, rewritten by the next backward
+            p -= g
 
 
 class Momentum(SGD):
@@ -41,7 +43,8 @@ class Momentum(SGD):
         for (p, g), v in zip(self.params, self.v):
             v *= self.mu
             v += self._decayed(p, g)
-            p -= lr * v
+            np.multiply(v, lr, out=g)  # g is free again: the next backward rewrites it
+            p -= g
 
 
 class Adam(SGD):
