@@ -1,6 +1,7 @@
 """Optimisers and learning-rate schedules, looked up by name.
 
-An optimiser updates ``(param, grad)`` pairs in place. Updates reuse scratch
+An optimiser updates ``(param, grad)`` pairs in place, once per backward pass:
+``step`` may use the gradient buffers as scratch space. Updates reuse scratch
 buffers and in-place ufuncs: at 1.3M parameters an update that allocates costs
 as much as a layer's matrix product. Weight decay is L2 for SGD and momentum
 (added to the gradient) and decoupled for Adam (AdamW, Loshchilov & Hutter).
