@@ -21,7 +21,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 # files here and a scrape merges them all. It must be set before a worker
 # imports prometheus_client, and emptied at start so that a restart does not
 # resurrect the previous run's counts.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "mnist-serving-metrics"))
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # unset or empty (empty would mean the cwd)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(tempfile.gettempdir(), "mnist-serving-metrics")
 
 from prometheus_client import multiprocess  # noqa: E402  (after the environment above)
 
