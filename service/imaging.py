@@ -19,6 +19,7 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 EXIF_ORIENTATION = 0x0112
 OPAQUE = [255 * (a >= 128) for a in range(256)]  # point() table: the pixels that are mostly opaque
 DESK_RATIO = 0.65  # a desk is darker than this fraction of the page's lightness (75th percentile)
+WRITING_RATIO = 0.85  # writing on a page darkens its cells below this fraction of the page's lightness
 JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below this side
 
 
@@ -157,9 +158,10 @@ def paper_only(img):
     detector a dark desk looks like a huge stroke. On a grid of cells (1/32 of
     the short side) the desk is what is much darker than the page (lighting
     alone dims paper less) and connected to the image border, along a good part
-    of it (a digit touching the border is not a desk), while the page is one
-    broad region of at least 40% of the picture (a fat light stroke on a dark
-    canvas is not). Outside the
+    of it, while the page is one broad region of at least 40% of the picture
+    (a fat light stroke on a dark canvas is not) with something written on it
+    away from the desk (a digit cropped so tight that it touches the border is
+    all there is: there is no page to read it from). Outside the
     sheet the paper's own colours are extended, so no edge is left for the
     ink detector.
     """
@@ -176,6 +178,9 @@ def paper_only(img):
         return img
     if mean_width(~desk) < 0.25 * min(grey.shape):
         return img  # the bright part is a fat light stroke on a dark canvas, not a page
+    near_desk = np.asarray(Image.fromarray(desk.view(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    if not ((grey < WRITING_RATIO * page) & ~near_desk).any():
+        return img  # nothing written away from the "desk": it is the digit itself, cropped tight
     sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
     fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
     while covered.getextrema()[0] < 255:  # spread the sheet's colours outwards, a cell a step

@@ -214,6 +214,19 @@ def lined_paper_jpeg(digit, label, rng):
     return _jpeg_maybe_sideways(img, rng)
 
 
+def cropped_jpeg(digit, label, rng):
+    """A photo cropped to the digit by its author: margins from none (strokes touch the edges)
+    to a tenth of the digit, paper lit unevenly, JPEG."""
+    alpha = strokes(digit, int(rng.integers(100, 300)), pen=rng.uniform(0.3, 0.6))
+    rows, cols = np.flatnonzero(alpha.max(1) > 0.5), np.flatnonzero(alpha.max(0) > 0.5)
+    alpha = alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    m = int(rng.uniform(0, 0.1) * max(alpha.shape))
+    alpha = np.pad(alpha, m)
+    h, w = alpha.shape
+    rgb = painted(alpha, jitter(pick(rng, PAPERS), rng), pick(rng, INKS)) * lighting((h, w), rng, rng.uniform(0, 0.2))
+    return encode(Image.fromarray(noisy(rgb, rng, 3)), "JPEG", quality=int(rng.integers(70, 90)))
+
+
 def _jpeg_maybe_sideways(img, rng):
     quality = int(rng.integers(60, 86))
     if rng.random() < 0.7:
@@ -309,7 +322,7 @@ def font_digit(label, rng, fonts):
 
 
 DIGIT_KINDS = {f.__name__: f for f in (mnist_png, canvas_png, canvas_alpha_png, paper_photo_jpeg, paper_on_desk_jpeg,
-                                        lined_paper_jpeg, coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
+                                        lined_paper_jpeg, cropped_jpeg, coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
 KINDS = (*DIGIT_KINDS, "font")
 
 
