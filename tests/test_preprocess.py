@@ -318,6 +318,14 @@ def test_a_one_from_edge_to_edge_is_not_mistaken_for_a_ruled_line():
     assert h >= 19 and w <= 6
 
 
+@pytest.mark.parametrize("width", [22, 40])
+def test_a_digit_cropped_to_its_strokes_is_not_taken_for_a_desk(width):
+    """Cropped to the ink, the 7 touches three edges, like a desk would: but nothing else is written."""
+    seven = drawn_seven(width=width)
+    tight = seven.crop(Image.eval(seven, lambda v: 255 - v).getbbox())
+    assert similarity(to_mnist(tight), to_mnist(seven)) > 0.98
+
+
 def test_specks_away_from_the_digit_are_ignored():
     page = np.asarray(off_centre_seven(at=(300, 200)), np.uint8).copy()
     rng = np.random.default_rng(4)
