@@ -106,7 +106,8 @@ def main(argv=None):
     rows, inputs, predicted = run(samples, network)
     report(rows)
     accuracy, ms = plain_mnist(network, images, labels)
-    print(f"all {len(labels)} MNIST test digits as 28x28 PNGs: {accuracy:.2%} ({ms:.3f} ms per image to decode and preprocess)")
+    print(f"all {len(labels)} MNIST test digits as 28x28 PNGs: {accuracy:.2%} "
+          f"({ms:.3f} ms per image to decode and preprocess)")
     if args.errors:
         save_errors(args.errors, samples, inputs, predicted)
 

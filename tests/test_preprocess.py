@@ -1,5 +1,4 @@
 """Decoding limits and errors, and uploads -> MNIST-like 28x28 inputs."""
-import io
 import os
 import struct
 import zlib

@@ -321,8 +321,9 @@ def font_digit(label, rng, fonts):
     return encode(img, "PNG") if rng.random() < 0.5 else encode(img, "JPEG", quality=85)
 
 
-DIGIT_KINDS = {f.__name__: f for f in (mnist_png, canvas_png, canvas_alpha_png, paper_photo_jpeg, paper_on_desk_jpeg,
-                                        lined_paper_jpeg, cropped_jpeg, coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
+DIGIT_KINDS = {f.__name__: f for f in (
+    mnist_png, canvas_png, canvas_alpha_png, paper_photo_jpeg, paper_on_desk_jpeg, lined_paper_jpeg, cropped_jpeg,
+    coloured_ink, inverted, palette_gif, bmp, webp, tiff, png16)}
 KINDS = (*DIGIT_KINDS, "font")
 
 
