@@ -121,9 +121,12 @@ def standard(img):
 
 def _stretched(img):
     """16/32-bit integer or float pixels, min-max stretched to 8-bit L."""
-    x = np.asarray(img, dtype=np.float32)
+    x = np.array(img, dtype=np.float32)
+    finite = np.isfinite(x)  # a float TIFF may hold NaN or infinity: count them as the background
+    if not finite.all():
+        x[~finite] = x[finite].min() if finite.any() else 0
     lo, hi = float(x.min()), float(x.max())
-    if not hi > lo:  # constant, or NaN in a float image
+    if not hi > lo:  # constant
         return Image.new("L", img.size, 0)
     return Image.fromarray(np.round((x - lo) * (255 / (hi - lo))).astype(np.uint8), "L")
 

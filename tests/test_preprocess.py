@@ -350,6 +350,12 @@ def test_pictures_without_ink_give_zeros(img):
     assert x.shape == (784,) and x.dtype == np.float32 and not x.any()
 
 
+def test_float_pixels_with_nan_and_infinity():
+    x = np.asarray(drawn_seven(), np.float32) / 255
+    x[0, :5], x[-1, -5:], x[5, 5] = np.nan, np.inf, -np.inf
+    assert similarity(to_mnist(Image.fromarray(x)), to_mnist(drawn_seven())) > 0.97
+
+
 @pytest.mark.parametrize("size", [(1, 300), (300, 1), (2, 2), (3, 700), (28, 28), (29, 27)])
 def test_odd_sizes_do_not_crash(size):
     img = Image.fromarray(np.random.default_rng(6).integers(0, 256, size[::-1]).astype(np.uint8))
