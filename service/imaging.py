@@ -164,9 +164,8 @@ def paper_only(img):
     of it, while the page is one broad region of at least 40% of the picture
     (a fat light stroke on a dark canvas is not) with something written on it
     away from the desk (a digit cropped so tight that it touches the border is
-    all there is: there is no page to read it from). Outside the
-    sheet the paper's own colours are extended, so no edge is left for the
-    ink detector.
+    all there is: there is no page to read it from). Outside the sheet the
+    paper's own colours are extended, so no edge is left for the ink detector.
     """
     w, h = img.size
     if min(w, h) < 64:
