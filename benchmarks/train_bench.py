@@ -1,22 +1,31 @@
-"""Training throughput: the vectorised library against the notebook's loop, BLAS, PyTorch.
+"""Training throughput: the vectorised library against the notebook's loop, BLAS and PyTorch.
 
-    python benchmarks/train_bench.py            # about 3 minutes on 2 cores
+    MNIST_DIR=../shared/data/mnist python benchmarks/train_bench.py [--json out.json]
 
-1. this machine's float32 matrix-product rate (GFLOP/s), big and at the
-   default network's own shapes;
-2. the notebook's network (784-100-50-10 tanh, MSE, SGD 0.1) trained on the
-   same samples by the notebook's per-sample loop and by ``Network.fit`` at
-   batch sizes 1, 64, 128 and 256: samples/s and the speed-up;
-3. the default network (784-800-800-10 ReLU, Adam, batch 128, shifts) on the
-   real MNIST: seconds per epoch, the share of it its matrix products need,
-   and where the rest goes;
-4. the same network and recipe in PyTorch (CPU), when ``torch`` is installed;
-5. peak memory (max RSS) of a default training run, in a child process.
+In one run (about 2 minutes on 2 quiet cores):
+
+1. this machine's float32 matrix-product rate (GFLOP/s): a 2048^3 product, and
+   the products of one training step of the default network at its own shapes;
+2. the notebook's network (784-100-50-10 tanh, MSE, SGD lr 0.1) trained for one
+   epoch on the same samples by the notebook's per-sample loop
+   (``notebook_reference.py``) and by ``Network.fit`` at batch 1, 64, 128, 256:
+   samples/s, speed-up (bar: >= 50x at batch >= 64) and test accuracy;
+3. the default recipe (784-800-800-10 ReLU, softmax CE, Adam, cosine, batch 128,
+   shifts) on the real MNIST: seconds per epoch, the time its matrix products
+   alone need at the measured rates (bar: >= 70% of the epoch), and an epoch
+   split into augmentation, forward, backward, optimiser step and the rest;
+4. the same network and recipe in PyTorch (CPU), when ``torch`` is installed
+   (bar: NumPy no slower);
+5. peak memory (max RSS) of a default training run, in a child process
+   (target < 1 GiB).
+
+Epoch times are the fastest epoch of each library, because the shared machine
+is noisy; the mean is printed next to it.
 """
 import argparse
+import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -28,192 +37,380 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from notebook_reference import NotebookNetwork  # noqa: E402
+from notebook_reference import notebook_network  # noqa: E402
 from trainer import augment, optim  # noqa: E402
-from trainer.data import load_mnist  # noqa: E402
+from trainer.data import DataError, load_mnist  # noqa: E402
+from trainer.layers import Activation, Dense  # noqa: E402
+from trainer.network import Network  # noqa: E402
 from trainer.presets import preset  # noqa: E402
 from trainer.train import build_network, split  # noqa: E402
 
 DEFAULT = preset("default")
 WIDTHS = (784, *DEFAULT.hidden, 10)
+NOTEBOOK_WIDTHS = (784, 100, 50, 10)
+BARS = {"speedup": 50.0, "product_share": 0.70, "torch_ratio": 1.0, "rss_mib": 1024.0}
 
 
-def best_time(f, repeat=5):
+# -- 1. the machine and its BLAS ------------------------------------------------
+def blas_description():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to see the library and its threads)"
+    return ", ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture', '')} "
+                     f"({i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def best_time(f, repeat):
+    """Fastest seconds of ``repeat`` calls of ``f`` after one warm-up call."""
     f()
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        start = time.perf_counter()
         f()
-        times.append(time.perf_counter() - t)
+        times.append(time.perf_counter() - start)
     return min(times)
 
 
-def matmul_rates(batch):
-    """GFLOP/s of a 2048^3 product, and of one training step's products at ``batch``."""
+def step_products(batch, widths, rng):
+    """The products of one training step with the library's layouts: ``{"forward"|"backward": [(a, b)]}``.
+
+    Forward ``x @ W``; backward ``x.T @ delta`` (dW) and ``delta @ W.T`` for
+    every layer but the first, whose input gradient the library skips.
+    """
+    acts = [rng.random((batch, n), dtype=np.float32) for n in widths]  # deltas share these shapes
+    Ws = [rng.random((m, n), dtype=np.float32) for m, n in zip(widths, widths[1:])]
+    forward = [(a, W) for a, W in zip(acts, Ws)]
+    backward = [(acts[i].T, acts[i + 1]) for i in range(len(Ws))]
+    backward += [(acts[i + 1], Ws[i].T) for i in range(1, len(Ws))]
+    return {"forward": forward, "backward": backward}
+
+
+def flops(pairs):
+    return sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in pairs)
+
+
+def matmul_rates(batch, repeat=20):
+    """GFLOP/s of a 2048^3 product (``peak``) and of the default network's step products at ``batch``."""
     rng = np.random.default_rng(0)
     a = rng.random((2048, 2048), dtype=np.float32)
-    peak = 2 * 2048**3 / best_time(lambda: a @ a)
-    x = rng.random((batch, 784), dtype=np.float32)
-    Ws = [rng.random((m, n), dtype=np.float32) for m, n in zip(WIDTHS, WIDTHS[1:])]
-    acts = [x] + [rng.random((batch, n), dtype=np.float32) for n in WIDTHS[1:]]
-
-    def step():
-        for a_in, W in zip(acts, Ws):
-            a_in @ W                      # forward
-        for i in reversed(range(len(Ws))):
-            acts[i].T @ acts[i + 1]       # dW
-            if i:
-                acts[i + 1] @ Ws[i].T     # delta for the layer below (none for the input)
-    return peak / 1e9, step_flops(batch) / best_time(step, 20) / 1e9
+    rates = {"peak": 2 * 2048**3 / best_time(lambda: a @ a, 5) / 1e9}
+    products = step_products(batch, WIDTHS, rng)
+    products["step"] = products["forward"] + products["backward"]
+    for name, pairs in products.items():
+        seconds = best_time(lambda: [a @ b for a, b in pairs], repeat)
+        rates[name] = flops(pairs) / seconds / 1e9
+    return rates
 
 
-def step_flops(batch):
-    pairs = list(zip(WIDTHS, WIDTHS[1:]))
-    forward = sum(2 * batch * m * n for m, n in pairs)
-    return forward * 2 + sum(2 * batch * m * n for m, n in pairs[1:])  # + dW, + deltas but the input's
+# -- 2. the notebook's loop against Network.fit ---------------------------------
+def timed_fit(net, fit):
+    """``(seconds, net)`` of ``fit(net)``: only training is timed, not building the network."""
+    start = time.perf_counter()
+    fit(net)
+    return time.perf_counter() - start, net
 
 
-def notebook_vs_vectorised(x, y, batches, repeat=3):
-    """samples/s of each way of training the notebook's network on ``x``; best of ``repeat``."""
-    from trainer import Activation, Dense, Network
+def notebook_run(x, y):
+    net = notebook_network(NOTEBOOK_WIDTHS, np.random.default_rng(0))
+    return timed_fit(net, lambda n: n.fit(x, y, epochs=1, learning_rate=0.1))
 
-    def vectorised(b):
-        rng = np.random.default_rng(0)
-        net = Network()
-        for m, n in zip((784, 100, 50), (100, 50, 10)):
-            net.add(Dense(m, n, init="uniform", rng=rng)).add(Activation("tanh"))
-        net.use("mse").fit(x, y, epochs=1, batch_size=b, lr=0.1, optimizer="sgd", rng=rng)
 
-    x64 = x.astype(np.float64)
-    base = len(x) / best_time(lambda: NotebookNetwork((784, 100, 50, 10), np.random.default_rng(0)).fit(
-        x64, y, 1, 0.1), repeat)
-    rows = [("notebook loop (per sample)", base, 1.0)]
+def library_run(x, y, batch_size):
+    rng = np.random.default_rng(0)
+    net = Network()
+    for m, n in zip(NOTEBOOK_WIDTHS, NOTEBOOK_WIDTHS[1:]):
+        net.add(Dense(m, n, init="uniform", rng=rng)).add(Activation("tanh"))
+    return timed_fit(net.use("mse"), lambda n: n.fit(x, y, epochs=1, batch_size=batch_size, lr=0.1,
+                                                      optimizer="sgd", rng=rng))
+
+
+def fastest(run, repeat):
+    """Fastest seconds of ``repeat`` calls of ``run() -> (seconds, net)`` after a warm-up call; and a net."""
+    runs = [run() for _ in range(repeat + 1)][1:]
+    return min(seconds for seconds, _ in runs), runs[-1][1]
+
+
+def notebook_vs_library(x, y, x_test, y_test, batches, repeat):
+    """Rows ``{name, batch, samples_per_s, speedup, accuracy}``; the notebook runs in float64 as it did."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    seconds, net = fastest(lambda: notebook_run(x64, y64), repeat)
+    accuracy = float((net.predict(x_test.astype(np.float64)).argmax(-1).ravel() == y_test).mean())
+    rows = [{"name": "notebook loop (per sample)", "batch": 1, "samples_per_s": len(x) / seconds,
+             "speedup": 1.0, "accuracy": accuracy}]
     for b in batches:
-        rate = len(x) / best_time(lambda: vectorised(b), repeat)
-        rows.append((f"Network.fit, batch {b}", rate, rate / base))
+        seconds, net = fastest(lambda: library_run(x, y, b), repeat)
+        rows.append({"name": f"Network.fit, batch {b}", "batch": b, "samples_per_s": len(x) / seconds,
+                     "speedup": len(x) / seconds / rows[0]["samples_per_s"], "accuracy": net.accuracy(x_test, y_test)})
     return rows
 
 
-def default_epoch(mnist, epochs):
-    """Seconds of the fastest of ``epochs`` epochs (a shared machine is noisy), and the split sizes."""
-    cfg = preset("default", epochs=epochs)
-    rng = np.random.default_rng(1)
-    (x, y), val, _ = split(mnist, cfg, rng)
-    net = build_network(cfg, rng)
+# -- 3. the default recipe: epoch time, product share, breakdown -----------------
+def train_default(x, y, epochs, seed):
+    """Train the default recipe on ``x: (n, 784)`` (no validation pass); returns ``(net, optimizer, epoch seconds)``."""
+    rng = np.random.default_rng(seed)
+    net = build_network(DEFAULT, rng)
+    opt = optim.get(DEFAULT.optimizer, net.parameters(), DEFAULT.lr, DEFAULT.weight_decay)
     ends = [0.0]
-    net.fit(x, y, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer="adam", schedule="cosine",
-            rng=rng, augment=augment.shift, validation=val, callback=lambda s: ends.append(s["elapsed"]))
-    return min(np.diff(ends)), len(x), len(val[0])
+    net.fit(x, y, epochs=epochs, batch_size=DEFAULT.batch_size, lr=DEFAULT.lr, optimizer=opt,
+            schedule=DEFAULT.schedule, rng=rng, augment=augment.AUGMENTERS[DEFAULT.augment],
+            callback=lambda s: ends.append(s["elapsed"]))
+    return net, opt, np.diff(ends).tolist()
 
 
-def breakdown(steps=200):
-    """Milliseconds per training step spent in each part, batch 128."""
-    cfg = DEFAULT
-    rng = np.random.default_rng(0)
-    net = build_network(cfg, rng)
-    net.dense_layers()[0].needs_input_grad = False
-    opt = optim.get("adam", net.parameters(), cfg.lr)
-    x = (rng.random((cfg.batch_size, 784), dtype=np.float32) > 0.8).astype(np.float32)
-    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, cfg.batch_size)]
-    out = net.forward(x, training=True)
-    parts = {"augmentation": lambda: augment.shift(x, rng), "forward": lambda: net.forward(x, training=True),
-             "backward": lambda: net.backward(out, y), "optimizer step": lambda: opt.step(cfg.lr)}
-    return {name: best_time(lambda f=f: [f() for _ in range(steps)], 3) / steps * 1e3 for name, f in parts.items()}
+def breakdown(net, opt, x, y, steps, seed):
+    """Seconds per step in each part of ``Network.train_step``, over ``steps`` real batches.
+
+    Run on the trained network and optimiser, so that the optimiser state (and
+    any subnormal floats in it) is what a training run meets.
+    """
+    rng, b = np.random.default_rng(seed), DEFAULT.batch_size
+    order = rng.permutation(len(x))[:steps * b]
+    parts = dict.fromkeys(("augmentation", "forward", "backward", "optimizer step"), 0.0)
+
+    def timed(part, f, *args):
+        start = time.perf_counter()
+        result = f(*args)
+        parts[part] += time.perf_counter() - start
+        return result
+
+    start = time.perf_counter()
+    for i in range(0, len(order), b):
+        xb, yb = x[order[i:i + b]], y[order[i:i + b]]
+        xb = timed("augmentation", augment.AUGMENTERS[DEFAULT.augment], xb, rng)
+        out = timed("forward", net.forward, xb, True)
+        timed("backward", net.backward, out, yb)
+        timed("optimizer step", opt.step, DEFAULT.lr)
+        net.loss.value(out, yb), int((out.argmax(1) == yb.argmax(1)).sum())  # as train_step does
+    parts["other (indexing, loss, accuracy)"] = time.perf_counter() - start - sum(parts.values())
+    n_steps = -(-len(order) // b)
+    return {part: seconds / n_steps for part, seconds in parts.items()}
 
 
-def torch_epoch(mnist, epochs):
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(os.cpu_count())
-    torch.manual_seed(1)
-    cfg = DEFAULT
-    rng = np.random.default_rng(1)
-    (x, y), _, _ = split(mnist, cfg, rng)
+def epoch_products(n_train, rates):
+    """Matrix-product FLOPs of one epoch over ``n_train`` samples, and the seconds they need at each rate."""
+    per_sample = {k: flops(v) / DEFAULT.batch_size
+                  for k, v in step_products(DEFAULT.batch_size, WIDTHS, np.random.default_rng(0)).items()}
+    total = n_train * (per_sample["forward"] + per_sample["backward"])
+    return {"gflop": total / 1e9, "per_sample": per_sample,
+            "seconds_at_peak": total / rates["peak"] / 1e9, "seconds_at_shapes": total / rates["step"] / 1e9}
+
+
+# -- 4. PyTorch ------------------------------------------------------------------
+def torch_mlp(torch):
+    """784-800-800-10 ReLU with He-normal weights and zero biases, as ``init="he"`` draws them."""
     layers = []
     for m, n in zip(WIDTHS, WIDTHS[1:]):
-        layers += [torch.nn.Linear(m, n), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    for layer in model:
-        if isinstance(layer, torch.nn.Linear):
-            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            torch.nn.init.zeros_(layer.bias)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    steps = epochs * -(-len(x) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        linear = torch.nn.Linear(m, n)
+        torch.nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")  # std sqrt(2 / fan_in)
+        torch.nn.init.zeros_(linear.bias)
+        layers += [linear, torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])  # softmax lives in cross_entropy
+
+
+def torch_epochs(torch, x, y, epochs, seed):
+    """Seconds per epoch of the default recipe in PyTorch: Adam, per-step cosine, batch 128, the same shifts."""
+    torch.manual_seed(seed)
+    rng, b = np.random.default_rng(seed), DEFAULT.batch_size
+    model = torch_mlp(torch)
+    opt = torch.optim.Adam(model.parameters(), lr=DEFAULT.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * -(-len(x) // b))
     labels = torch.from_numpy(y.argmax(1))
     times = []
     for _ in range(epochs):
-        t = time.perf_counter()
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            xb = torch.from_numpy(augment.shift(x[idx], rng))
-            loss = torch.nn.functional.cross_entropy(model(xb), labels[idx])
+        start, order = time.perf_counter(), rng.permutation(len(x))
+        for i in range(0, len(x), b):
+            idx = order[i:i + b]
+            logits = model(torch.from_numpy(augment.AUGMENTERS[DEFAULT.augment](x[idx], rng)))
+            loss = torch.nn.functional.cross_entropy(logits, labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-        times.append(time.perf_counter() - t)
-    return min(times), torch.__version__
+            loss.item(), int((logits.argmax(1) == labels[idx]).sum())  # the library computes both too
+        times.append(time.perf_counter() - start)
+    return times
 
 
-def peak_memory_mib(data_dir):
-    code = ("import resource, sys; from trainer.data import load_mnist; from trainer.presets import preset; "
-            "from trainer.train import train_once; "
-            f"train_once(preset('default', epochs=1), load_mnist({data_dir!r}, download=False), log_every=99); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return int(out.strip().splitlines()[-1]) / 1024
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
-    p.add_argument("--samples", type=int, default=3000, help="samples for the notebook comparison")
-    p.add_argument("--epochs", type=int, default=2, help="epochs of the default network to time")
-    args = p.parse_args()
-    mnist = load_mnist(args.data_dir, download=False)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+def pytorch(x, y, epochs, seed):
+    """``{version, threads, epoch_seconds}``, or None when torch is not installed."""
     try:
-        from threadpoolctl import threadpool_info
-        print("BLAS:", ", ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
-                                 for i in threadpool_info()))
+        import torch
     except ImportError:
-        pass
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)  # NumPy's BLAS uses every core too
+    return {"version": torch.__version__, "threads": torch.get_num_threads(),
+            "epoch_seconds": torch_epochs(torch, x, y, epochs, seed)}
 
-    peak, at_shapes = matmul_rates(DEFAULT.batch_size)
-    print(f"\nfloat32 matmul: {peak:.0f} GFLOP/s (2048^3); {at_shapes:.0f} GFLOP/s at the default network's "
-          f"batch-{DEFAULT.batch_size} shapes")
 
-    x = mnist.x_train[:args.samples].reshape(args.samples, -1).astype(np.float32) / 255
-    y = np.eye(10, dtype=np.float32)[mnist.y_train[:args.samples]]
-    print(f"\nnotebook network 784-100-50-10 tanh/MSE/SGD, {args.samples} samples, 1 epoch:")
-    for name, rate, ratio in notebook_vs_vectorised(x, y, (1, 64, 128, 256)):
-        print(f"  {name:<28}{rate:>12,.0f} samples/s {ratio:>8.1f}x")
+# -- 5. peak memory ----------------------------------------------------------------
+def peak_rss_mib(data_dir, epochs):
+    """Max RSS of a child process that loads MNIST and runs the default training job for ``epochs``."""
+    code = ("import resource; from trainer.data import load_mnist; from trainer.presets import preset; "
+            "from trainer.train import train_once; "
+            f"train_once(preset('default', epochs={epochs}), load_mnist({str(data_dir)!r}, download=False)); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    child = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    if child.returncode:
+        raise RuntimeError(f"training child failed: {child.stderr.strip().splitlines()[-1:]}")
+    return int(child.stdout.split()[-1]) / 1024  # Linux reports KiB
 
-    seconds, n_train, n_val = default_epoch(mnist, args.epochs)
-    flops = step_flops(1) * n_train + 2 * n_val * sum(m * n for m, n in zip(WIDTHS, WIDTHS[1:]))
-    print(f"\ndefault network 784-800-800-10, batch {DEFAULT.batch_size}, fastest of {args.epochs} epochs: "
-          f"{seconds:.2f} s/epoch "
-          f"({n_train / seconds:,.0f} samples/s), {flops / 1e9:.0f} GFLOP of matrix products per epoch")
-    print(f"  products alone at the shapes' rate: {flops / at_shapes / 1e9:.2f} s -> "
-          f"{flops / at_shapes / 1e9 / seconds:.0%} of the epoch")
-    print(f"  products alone at the 2048^3 rate:  {flops / peak / 1e9:.2f} s -> {flops / peak / 1e9 / seconds:.0%}")
-    print("  per step (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in breakdown().items()))
 
-    torch_result = torch_epoch(mnist, args.epochs)
-    if torch_result is None:
-        print("\nPyTorch: not installed (pip install torch==2.13.0 for the comparison); skipped")
+# -- reporting -----------------------------------------------------------------------
+def section(title):
+    print(f"\n{title}", flush=True)
+
+
+def print_notebook(rows, n, n_test):
+    section(f"notebook network 784-100-50-10 tanh, MSE, SGD lr 0.1: 1 epoch of {n:,} MNIST samples, "
+            f"accuracy on {n_test:,} test images")
+    for r in rows:
+        print(f"  {r['name']:<28}{r['samples_per_s']:>11,.0f} samples/s {r['speedup']:>8.1f}x"
+              f"   accuracy {r['accuracy']:.1%}")
+
+
+def print_default(epoch, products, steps, rates):
+    fastest = min(epoch["seconds"])
+    section(f"default network 784-800-800-10 ReLU, Adam, batch {DEFAULT.batch_size}, shifts; "
+            f"{epoch['n_train']:,} samples per epoch")
+    print(f"  epoch: {fastest:.2f} s fastest of {len(epoch['seconds'])} "
+          f"(mean {np.mean(epoch['seconds']):.2f} s), {epoch['n_train'] / fastest:,.0f} samples/s")
+    print(f"  matrix products: {products['gflop']:.0f} GFLOP per epoch; alone they need "
+          f"{products['seconds_at_shapes']:.2f} s at the shapes' {rates['step']:.0f} GFLOP/s "
+          f"({products['seconds_at_shapes'] / fastest:.0%} of the epoch), "
+          f"{products['seconds_at_peak']:.2f} s at the 2048^3 rate ({products['seconds_at_peak'] / fastest:.0%})")
+    n_steps = -(-epoch["n_train"] // DEFAULT.batch_size)
+    need = {part: products["per_sample"][part] * DEFAULT.batch_size / rates[part] / 1e9
+            for part in ("forward", "backward")}
+    print(f"  one epoch split by part, timed over {epoch['breakdown_steps']} steps "
+          f"(x {n_steps} steps per epoch; products need at the shapes' rate):")
+    for part, seconds in steps.items():
+        extra = f"   products {need[part] * n_steps:5.2f} s" if part in need else ""
+        print(f"    {part:<34}{seconds * 1e3:7.2f} ms/step {seconds * n_steps:6.2f} s/epoch{extra}")
+    print(f"    {'sum':<34}{sum(steps.values()) * 1e3:7.2f} ms/step {sum(steps.values()) * n_steps:6.2f} s/epoch")
+
+
+def print_torch(result, numpy_seconds):
+    section("PyTorch, same network and recipe")
+    if result is None:
+        print("  PyTorch is not installed; skipped (pip install torch==2.13.0, the CPU wheel, to compare)")
+        return
+    fastest = min(result["epoch_seconds"])
+    print(f"  torch {result['version']}, {result['threads']} threads: {fastest:.2f} s/epoch fastest of "
+          f"{len(result['epoch_seconds'])} (mean {np.mean(result['epoch_seconds']):.2f} s); NumPy {numpy_seconds:.2f} s "
+          f"-> NumPy takes {numpy_seconds / fastest:.2f}x PyTorch's time")
+
+
+def summary_rows(r):
+    """``(measure, value, bar, met)`` for the summary table; ``met`` is None where there is no bar."""
+    fastest = min(r["default_epoch"]["seconds"])
+    products = r["default_epoch"]["products"]
+    rows = [("float32 matmul, 2048^3", f"{r['matmul']['peak']:.0f} GFLOP/s", "", None),
+            ("float32 matmul, default step shapes", f"{r['matmul']['step']:.0f} GFLOP/s", "", None)]
+    rows += [(f"speed-up vs notebook loop, batch {row['batch']}", f"{row['speedup']:.1f}x",
+              f">= {BARS['speedup']:.0f}x" if row["batch"] >= 64 else "",
+              row["speedup"] >= BARS["speedup"] if row["batch"] >= 64 else None)
+             for row in r["notebook_comparison"][1:]]
+    rows.append(("default epoch (fastest)", f"{fastest:.2f} s", "", None))
+    for rate, key in (("shapes' rate", "seconds_at_shapes"), ("2048^3 rate", "seconds_at_peak")):
+        share = products[key] / fastest
+        rows.append((f"products / epoch, {rate}", f"{share:.0%}", f">= {BARS['product_share']:.0%}",
+                     share >= BARS["product_share"]))
+    if r["pytorch"] is None:
+        rows.append(("NumPy / PyTorch epoch time", "torch not installed", "<= 1.00", None))
     else:
-        t_epoch, version = torch_result
-        print(f"\nPyTorch {version}: {t_epoch:.2f} s/epoch vs NumPy {seconds:.2f} s/epoch "
-              f"(NumPy takes {seconds / t_epoch:.2f}x PyTorch's time)")
+        ratio = fastest / min(r["pytorch"]["epoch_seconds"])
+        rows.append(("NumPy / PyTorch epoch time", f"{ratio:.2f}", "<= 1.00", ratio <= BARS["torch_ratio"]))
+    if r["peak_rss_mib"] is not None:
+        rows.append(("peak RSS, default training run", f"{r['peak_rss_mib']:.0f} MiB", "< 1024 MiB",
+                     r["peak_rss_mib"] < BARS["rss_mib"]))
+    return rows
 
-    print(f"\npeak memory of a default training run (1 epoch, child process): "
-          f"{peak_memory_mib(args.data_dir):.0f} MiB")
+
+def print_summary(results):
+    section(f"summary (load average {results['machine']['load_before'][0]:.2f} before, "
+            f"{results['machine']['load_after'][0]:.2f} after)")
+    print(f"  {'measure':<40}{'value':>20}  {'bar':<12}met")
+    for measure, value, bar, met in summary_rows(results):
+        print(f"  {measure:<40}{value:>20}  {bar:<12}{'' if met is None else ('yes' if met else 'NO')}")
+
+
+# -- the run ---------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"),
+                   help="directory with the four MNIST IDX files (env MNIST_DIR; default %(default)s)")
+    p.add_argument("--samples", type=int, default=5000, help="training samples for the notebook comparison")
+    p.add_argument("--test-samples", type=int, default=2000, help="test images scored after that epoch")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 128, 256],
+                   help="batch sizes of Network.fit in the notebook comparison")
+    p.add_argument("--repeat", type=int, default=3, help="timed repeats per notebook-comparison run (best kept)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs of the default network to time, per library")
+    p.add_argument("--breakdown-steps", type=int, default=300, help="training steps timed part by part")
+    p.add_argument("--memory-epochs", type=int, default=1, help="epochs of the peak-memory child run")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child run")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    return p.parse_args(argv)
+
+
+def machine():
+    return {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "blas": blas_description(), "load_before": os.getloadavg()}
+
+
+def run(args, mnist):
+    results = {"machine": machine()}
+    m = results["machine"]
+    print(f"machine: {m['machine']}, {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}; "
+          f"load average {m['load_before'][0]:.2f} {m['load_before'][1]:.2f} {m['load_before'][2]:.2f}")
+    print(f"BLAS: {m['blas']}")
+
+    rates = results["matmul"] = matmul_rates(DEFAULT.batch_size)
+    section(f"float32 matmul: {rates['peak']:.0f} GFLOP/s at 2048^3; at the default network's batch-"
+            f"{DEFAULT.batch_size} shapes {rates['forward']:.0f} forward, {rates['backward']:.0f} backward, "
+            f"{rates['step']:.0f} GFLOP/s for a whole step")
+
+    x = mnist.x_train[:args.samples].reshape(-1, 784).astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[mnist.y_train[:args.samples]]
+    x_test = mnist.x_test[:args.test_samples].reshape(-1, 784).astype(np.float32) / 255
+    rows = notebook_vs_library(x, y, x_test, mnist.y_test[:args.test_samples], args.batches, args.repeat)
+    results["notebook_comparison"] = rows
+    print_notebook(rows, len(x), len(x_test))
+
+    (x, y), _, _ = split(mnist, DEFAULT, np.random.default_rng(args.seed))
+    net, opt, seconds = train_default(x, y, args.epochs, args.seed)
+    steps = breakdown(net, opt, x, y, args.breakdown_steps, args.seed)
+    epoch = results["default_epoch"] = {"n_train": len(x), "seconds": seconds, "breakdown_steps": args.breakdown_steps,
+                                        "products": epoch_products(len(x), rates), "step_seconds": steps}
+    print_default(epoch, epoch["products"], steps, rates)
+
+    results["pytorch"] = None if args.no_torch else pytorch(x, y, args.epochs, args.seed)
+    if not args.no_torch:
+        print_torch(results["pytorch"], min(seconds))
+
+    results["peak_rss_mib"] = None
+    if not args.no_memory:
+        results["peak_rss_mib"] = peak_rss_mib(Path(args.data_dir).resolve(), args.memory_epochs)
+        section(f"peak memory of a default training run ({args.memory_epochs} epoch(s), child process): "
+                f"{results['peak_rss_mib']:.0f} MiB max RSS")
+    m["load_after"] = os.getloadavg()
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        mnist = load_mnist(args.data_dir, download=False)
+    except DataError as exc:
+        sys.exit(f"train_bench: cannot read MNIST: {exc}\n"
+                 "Point --data-dir or MNIST_DIR at the four IDX files (python -m trainer downloads them).")
+    results = run(args, mnist)
+    print_summary(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":
