@@ -19,8 +19,9 @@ In one run (about 2 minutes on 2 quiet cores):
 5. peak memory (max RSS) of a default training run, in a child process
    (target < 1 GiB).
 
-Epoch times are the fastest epoch of each library, because the shared machine
-is noisy; the mean is printed next to it.
+The machine is shared and noisy, so NumPy and PyTorch epochs alternate (both
+meet the same moods of the machine), each library's fastest epoch is compared,
+and the mean is printed next to it. Run it on a quiet machine for the README.
 """
 import argparse
 import json
@@ -146,16 +147,22 @@ def notebook_vs_library(x, y, x_test, y_test, batches, repeat):
 
 
 # -- 3. the default recipe: epoch time, product share, breakdown -----------------
-def train_default(x, y, epochs, seed):
-    """Train the default recipe on ``x: (n, 784)`` (no validation pass); returns ``(net, optimizer, epoch seconds)``."""
+def numpy_trainer(x, y, seed):
+    """The default recipe on ``x: (n, 784)``; returns ``(epoch() -> seconds, net, optimizer)``.
+
+    Each ``epoch()`` is one ``Network.fit`` epoch with the same optimiser
+    (no validation pass, which the PyTorch loop has none of either).
+    """
     rng = np.random.default_rng(seed)
     net = build_network(DEFAULT, rng)
     opt = optim.get(DEFAULT.optimizer, net.parameters(), DEFAULT.lr, DEFAULT.weight_decay)
-    ends = [0.0]
-    net.fit(x, y, epochs=epochs, batch_size=DEFAULT.batch_size, lr=DEFAULT.lr, optimizer=opt,
-            schedule=DEFAULT.schedule, rng=rng, augment=augment.AUGMENTERS[DEFAULT.augment],
-            callback=lambda s: ends.append(s["elapsed"]))
-    return net, opt, np.diff(ends).tolist()
+
+    def epoch():
+        start = time.perf_counter()
+        net.fit(x, y, epochs=1, batch_size=DEFAULT.batch_size, lr=DEFAULT.lr, optimizer=opt,
+                schedule=DEFAULT.schedule, rng=rng, augment=augment.AUGMENTERS[DEFAULT.augment])
+        return time.perf_counter() - start
+    return epoch, net, opt
 
 
 def breakdown(net, opt, x, y, steps, seed):
@@ -208,16 +215,16 @@ def torch_mlp(torch):
     return torch.nn.Sequential(*layers[:-1])  # softmax lives in cross_entropy
 
 
-def torch_epochs(torch, x, y, epochs, seed):
-    """Seconds per epoch of the default recipe in PyTorch: Adam, per-step cosine, batch 128, the same shifts."""
+def torch_trainer(torch, x, y, epochs, seed):
+    """The default recipe in PyTorch: Adam, per-step cosine, batch 128, the same shifts; ``epoch() -> seconds``."""
     torch.manual_seed(seed)
     rng, b = np.random.default_rng(seed), DEFAULT.batch_size
     model = torch_mlp(torch)
     opt = torch.optim.Adam(model.parameters(), lr=DEFAULT.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * -(-len(x) // b))
     labels = torch.from_numpy(y.argmax(1))
-    times = []
-    for _ in range(epochs):
+
+    def epoch():
         start, order = time.perf_counter(), rng.permutation(len(x))
         for i in range(0, len(x), b):
             idx = order[i:i + b]
@@ -228,19 +235,29 @@ def torch_epochs(torch, x, y, epochs, seed):
             opt.step()
             sched.step()
             loss.item(), int((logits.argmax(1) == labels[idx]).sum())  # the library computes both too
-        times.append(time.perf_counter() - start)
-    return times
+        return time.perf_counter() - start
+    return epoch
 
 
 def pytorch(x, y, epochs, seed):
-    """``{version, threads, epoch_seconds}``, or None when torch is not installed."""
+    """``({version, threads}, epoch() -> seconds)``, or ``(None, None)`` when torch is not installed."""
     try:
         import torch
     except ImportError:
-        return None
+        return None, None
     torch.set_num_threads(os.cpu_count() or 1)  # NumPy's BLAS uses every core too
-    return {"version": torch.__version__, "threads": torch.get_num_threads(),
-            "epoch_seconds": torch_epochs(torch, x, y, epochs, seed)}
+    info = {"version": torch.__version__, "threads": torch.get_num_threads()}
+    return info, torch_trainer(torch, x, y, epochs, seed)
+
+
+def alternate(epochs, numpy_epoch, torch_epoch):
+    """Epoch seconds of each library, alternating so that both meet the same moods of a shared machine."""
+    times = {"numpy": [], "torch": []}
+    for _ in range(epochs):
+        times["numpy"].append(numpy_epoch())
+        if torch_epoch is not None:
+            times["torch"].append(torch_epoch())
+    return times
 
 
 # -- 5. peak memory ----------------------------------------------------------------
@@ -291,7 +308,7 @@ def print_default(epoch, products, steps, rates):
 
 
 def print_torch(result, numpy_seconds):
-    section("PyTorch, same network and recipe")
+    section("PyTorch, same network and recipe, epochs alternating with NumPy's")
     if result is None:
         print("  PyTorch is not installed; skipped (pip install torch==2.13.0, the CPU wheel, to compare)")
         return
@@ -340,12 +357,13 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"),
                    help="directory with the four MNIST IDX files (env MNIST_DIR; default %(default)s)")
-    p.add_argument("--samples", type=int, default=5000, help="training samples for the notebook comparison")
+    p.add_argument("--samples", type=int, default=10000, help="training samples for the notebook comparison")
     p.add_argument("--test-samples", type=int, default=2000, help="test images scored after that epoch")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 128, 256],
                    help="batch sizes of Network.fit in the notebook comparison")
     p.add_argument("--repeat", type=int, default=3, help="timed repeats per notebook-comparison run (best kept)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs of the default network to time, per library")
+    p.add_argument("--epochs", type=int, default=5,
+                   help="epochs of the default network to time, per library, NumPy and PyTorch alternating")
     p.add_argument("--breakdown-steps", type=int, default=300, help="training steps timed part by part")
     p.add_argument("--memory-epochs", type=int, default=1, help="epochs of the peak-memory child run")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -355,9 +373,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def machine():
     return {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas_description(), "load_before": os.getloadavg()}
+            "numpy": np.__version__, "blas": blas_description(), "load_before": os.getloadavg(),
+            "thread_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ}}
 
 
 def run(args, mnist):
@@ -365,7 +387,7 @@ def run(args, mnist):
     m = results["machine"]
     print(f"machine: {m['machine']}, {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}; "
           f"load average {m['load_before'][0]:.2f} {m['load_before'][1]:.2f} {m['load_before'][2]:.2f}")
-    print(f"BLAS: {m['blas']}")
+    print(f"BLAS: {m['blas']}" + "".join(f"; {k}={v}" for k, v in m["thread_env"].items()))
 
     rates = results["matmul"] = matmul_rates(DEFAULT.batch_size)
     section(f"float32 matmul: {rates['peak']:.0f} GFLOP/s at 2048^3; at the default network's batch-"
@@ -380,15 +402,18 @@ def run(args, mnist):
     print_notebook(rows, len(x), len(x_test))
 
     (x, y), _, _ = split(mnist, DEFAULT, np.random.default_rng(args.seed))
-    net, opt, seconds = train_default(x, y, args.epochs, args.seed)
+    numpy_epoch, net, opt = numpy_trainer(x, y, args.seed)
+    torch_info, torch_epoch = (None, None) if args.no_torch else pytorch(x, y, args.epochs, args.seed)
+    times = alternate(args.epochs, numpy_epoch, torch_epoch)
     steps = breakdown(net, opt, x, y, args.breakdown_steps, args.seed)
-    epoch = results["default_epoch"] = {"n_train": len(x), "seconds": seconds, "breakdown_steps": args.breakdown_steps,
+    epoch = results["default_epoch"] = {"n_train": len(x), "seconds": times["numpy"],
+                                        "breakdown_steps": args.breakdown_steps,
                                         "products": epoch_products(len(x), rates), "step_seconds": steps}
     print_default(epoch, epoch["products"], steps, rates)
 
-    results["pytorch"] = None if args.no_torch else pytorch(x, y, args.epochs, args.seed)
+    results["pytorch"] = torch_info and {**torch_info, "epoch_seconds": times["torch"]}
     if not args.no_torch:
-        print_torch(results["pytorch"], min(seconds))
+        print_torch(results["pytorch"], min(times["numpy"]))
 
     results["peak_rss_mib"] = None
     if not args.no_memory:
