@@ -2,7 +2,6 @@
 import time
 
 import numpy as np
-
 from flask import Blueprint, current_app, request
 
 from service import preprocess
