@@ -334,7 +334,7 @@ def summary_rows(r):
         rows.append((f"products / epoch, {rate}", f"{share:.0%}", f">= {BARS['product_share']:.0%}",
                      share >= BARS["product_share"]))
     if r["pytorch"] is None:
-        rows.append(("NumPy / PyTorch epoch time", "torch not installed", "<= 1.00", None))
+        rows.append(("NumPy / PyTorch epoch time", "not run", "<= 1.00", None))
     else:
         ratio = fastest / min(r["pytorch"]["epoch_seconds"])
         rows.append(("NumPy / PyTorch epoch time", f"{ratio:.2f}", "<= 1.00", ratio <= BARS["torch_ratio"]))
