@@ -337,7 +337,7 @@ def summary_rows(r):
         rows.append(("NumPy / PyTorch epoch time", "not run", "<= 1.00", None))
     else:
         ratio = fastest / min(r["pytorch"]["epoch_seconds"])
-        rows.append(("NumPy / PyTorch epoch time", f"{ratio:.2f}", "<= 1.00", ratio <= BARS["torch_ratio"]))
+        rows.append(("NumPy / PyTorch epoch time", f"{ratio:.3f}", "<= 1.00", ratio <= BARS["torch_ratio"]))
     if r["peak_rss_mib"] is not None:
         rows.append(("peak RSS, default training run", f"{r['peak_rss_mib']:.0f} MiB", "< 1024 MiB",
                      r["peak_rss_mib"] < BARS["rss_mib"]))
