@@ -15,12 +15,16 @@ def create_app(config=None):
     if not isinstance(config, Config):
         config = Config.from_env(**(config or {}))
     app = Flask(__name__)
-    app.config.update(SERVICE=config, MAX_CONTENT_LENGTH=config.max_upload_bytes)
+    # Werkzeug's own form limits (500 kB text fields, 1,000 parts) would answer a
+    # surprise 413 below MAX_UPLOAD_BYTES: tie them to the service's limits instead.
+    app.config.update(SERVICE=config, MAX_CONTENT_LENGTH=config.max_upload_bytes,
+                      MAX_FORM_MEMORY_SIZE=config.max_upload_bytes,
+                      MAX_FORM_PARTS=max(1000, 2 * config.max_batch_images))
     app.json.sort_keys = False
     app.json.compact = True
     logs.configure(config.log_level)
 
-    metrics = Metrics()
+    metrics = Metrics(config.prometheus_multiproc_dir)
     store = ModelStore(config.models_dir, config.model_name, pinned=config.pinned_version,
                        interval=config.reload_interval,
                        on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()),

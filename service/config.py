@@ -36,6 +36,9 @@ class Config:
     host: str = "0.0.0.0"
     port: int = 8000
     workers: int = 2
+    # where gunicorn's workers share metric samples; gunicorn.conf.py fills it in
+    # (a temp dir) before anything imports prometheus_client. Empty = this process only.
+    prometheus_multiproc_dir: str = ""
 
     def __post_init__(self):
         if self.models_dir is None:

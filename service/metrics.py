@@ -10,8 +10,6 @@ Label values come only from route templates, a fixed set of methods, status
 codes, error codes defined in this package and the configured model name, so
 client input can never create new series.
 """
-import os
-
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import disable_created_metrics, multiprocess
 
@@ -26,7 +24,8 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 class Metrics:
     """The service's metrics; one instance per app, kept in ``app.extensions``."""
 
-    def __init__(self):
+    def __init__(self, multiproc_dir=""):
+        self.multiproc_dir = multiproc_dir
         self.registry = r = CollectorRegistry()
         self.requests = Counter("mnist_http_requests", "HTTP requests by route template, method and status.",
                                 ["route", "method", "status"], registry=r)
@@ -59,8 +58,8 @@ class Metrics:
 
     def render(self):
         """``(body, content_type)`` of a scrape."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.multiproc_dir:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

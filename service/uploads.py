@@ -15,6 +15,10 @@ def image_blobs(request, max_images):
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         blobs = [part.read() for part in request.files.getlist(FIELD)]
+        if not blobs and FIELD in request.form:
+            # a part without a filename arrives as text, already decoded: its bytes are lost
+            raise ApiError(400, "missing_image", f"the field '{FIELD}' was sent as text; send it as a file "
+                                                 f"part with a filename (curl -F {FIELD}=@digit.png)")
         if not blobs:
             raise ApiError(400, "missing_image", f"no file in the multipart field '{FIELD}'")
     elif mimetype.startswith(RAW_TYPES):

@@ -32,6 +32,7 @@ def assert_error(r, status, code):
     ({}, 400, "missing_image"),
     ({"data": {"file": (io.BytesIO(GOOD), "d.png")}}, 400, "missing_image"),
     ({"data": {"text": "hello"}, "content_type": "multipart/form-data"}, 400, "missing_image"),
+    ({"data": {"image": "text, not a file"}, "content_type": "multipart/form-data"}, 400, "missing_image"),
     ({"data": {"image": (io.BytesIO(b""), "d.png")}}, 400, "empty_image"),
     ({"data": b"", "content_type": "image/png"}, 400, "empty_image"),
     ({"data": b"GIF89a not really", "content_type": "image/gif"}, 400, "invalid_image"),
@@ -49,6 +50,38 @@ def test_bad_predict_requests(config, kwargs, status, code):
     assert_error(client.post("/predict", **kwargs), status, code)
     # and the app still serves afterwards
     assert client.post("/predict", data=GOOD, content_type="image/png").status_code == 200
+
+
+def multipart(*parts):
+    """A multipart body from ``(name, filename or None, data)`` parts, built by hand: the
+    test client spools bodies over 500 kB to a temporary file that it never closes."""
+    out = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return {"data": out + b"--b--\r\n", "content_type": "multipart/form-data; boundary=b"}
+
+
+def test_no_surprise_413_below_the_upload_limit(config):
+    """Werkzeug alone refuses a 600 kB text field with 413; here the body limit is the only one."""
+    client = create_app(config).test_client()  # MAX_UPLOAD_BYTES: 10 MiB
+    r = client.post("/predict", **multipart(("image", None, b"x" * 600_000), ("note", None, b"y" * 600_000)))
+    assert_error(r, 400, "missing_image")
+    assert "sent as text" in r.get_json()["error"]
+
+
+def test_the_form_part_limit_follows_the_batch_limit(config):
+    client = create_app({**config, "max_batch_images": 1100}).test_client()
+    r = client.post("/predict", **multipart(*[("image", f"{i}.png", GOOD) for i in range(1001)]))
+    assert r.status_code == 200  # Werkzeug's default would refuse the 1,001st part
+    assert len(r.get_json()["predictions"]) == 1001
+
+
+def test_a_form_refused_while_parsing_says_why(config):
+    client = create_app({**config, "max_batch_images": 4}).test_client()
+    r = client.post("/predict", **multipart(*[("x", None, b"1")] * 1001))
+    assert_error(r, 413, "payload_too_large")
+    assert "more than 1000 parts" in r.get_json()["error"]
 
 
 def test_the_second_bad_image_of_a_batch_is_named(client):
