@@ -35,7 +35,7 @@ def test_adam_two_steps_by_hand(threads):
     # step 1: m = 0.1 g, v = 0.001 g^2, m_hat = g, v_hat = g^2 -> w -= lr * g / (|g| + eps)
     expected = np.array([[0.5 - 0.01, -0.5 + 0.01], [1.0, 2.0 - 0.01]])
     np.testing.assert_allclose(w, expected, atol=1e-7)
-    g *= 2  # step 2 with gradient 2g
+    g[:] = [[0.2, -0.4], [0.0, 0.6]]  # step 2: a fresh backward writes gradient 2g
     opt.step(0.01)
     m = 0.9 * 0.1 * np.array([[0.1, -0.2], [0, 0.3]]) + 0.1 * 2 * np.array([[0.1, -0.2], [0, 0.3]])
     v = 0.999 * 0.001 * np.array([[0.1, -0.2], [0, 0.3]]) ** 2 + 0.001 * (2 * np.array([[0.1, -0.2], [0, 0.3]])) ** 2

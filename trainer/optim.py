@@ -49,11 +49,14 @@ class Momentum(SGD):
 
 
 class Adam(SGD):
-    """Kingma & Ba (2015) with bias correction folded into the step size.
+    """Kingma & Ba (2015), with every constant folded into the step size.
 
-    The update is element-wise and memory-bound; NumPy would run it on one core
-    while the BLAS threads sit idle, so each parameter is split into
-    ``threads`` slices updated concurrently (ufuncs release the GIL).
+    The moments are kept without their (1 - beta) factors, ``m = b1 m + g`` and
+    ``v = b2 v + g^2``; bias correction and those factors become one scalar
+    step and one scalar eps per update. That is ten passes over the arrays
+    instead of fourteen, and the update is memory-bound. NumPy would also run
+    it on one core while the BLAS threads sit idle, so each parameter is split
+    into ``threads`` slices updated concurrently (ufuncs release the GIL).
     """
 
     def __init__(self, params, lr=1e-3, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -70,8 +73,11 @@ class Adam(SGD):
     def step(self, lr):
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        step = lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-        eps = self.eps * math.sqrt(1 - b2**self.t)  # eps on the bias-corrected scale
+        # m_hat = (1-b1) m / (1-b1^t), v_hat = (1-b2) v / (1-b2^t); with c = sqrt((1-b2)/(1-b2^t)),
+        # lr m_hat / (sqrt(v_hat) + eps) = [lr (1-b1) / ((1-b1^t) c)] m / (sqrt(v) + eps / c)
+        c = math.sqrt((1 - b2) / (1 - b2**self.t))
+        step = lr * (1 - b1) / ((1 - b1**self.t) * c)
+        eps = self.eps / c
         update = functools.partial(self._update, decay=1 - lr * self.weight_decay, step=step, eps=eps)
         if self.pool is None:
             update(self.shards[0])
@@ -86,15 +92,11 @@ class Adam(SGD):
         for p, g, m, v, tmp, is_matrix in shard:
             if is_matrix and decay != 1:
                 p *= decay
-            # Ordered so that scalar multiplies (cheap) replace array temporaries
-            # (dear) wherever the algebra allows; every op writes into a buffer.
-            np.multiply(g, 1 - b1, out=tmp)
             m *= b1
-            m += tmp                      # m = b1 m + (1 - b1) g
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
+            m += g                        # m = b1 m + g
+            np.multiply(g, g, out=g)      # the gradient buffer is scratch once m has it
             v *= b2
-            v += tmp                      # v = b2 v + (1 - b2) g^2
+            v += g                        # v = b2 v + g^2
             np.sqrt(v, out=tmp)
             tmp += eps
             np.divide(m, tmp, out=tmp)
