@@ -104,6 +104,16 @@ def test_swap_replaces_a_single_reference_and_reports_it(models_dir):
     assert before.version == 1  # the old object is untouched: in-flight requests finish on it
 
 
+def test_removing_the_newest_version_rolls_back(models_dir):
+    import shutil
+
+    store = store_for(models_dir)
+    newest = write_version(models_dir, tiny_network(seed=5))
+    assert store.refresh().version == 2
+    shutil.rmtree(newest)  # an operator withdraws a bad release
+    assert store.refresh().version == 1
+
+
 def test_poller_picks_up_new_versions(models_dir):
     app = create_app({"models_dir": models_dir, "reload_interval": 0.05, "access_log": False})
     client = app.test_client()
