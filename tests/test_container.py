@@ -2,8 +2,10 @@
 
 .ci/run prepares one (podman behind the Docker CLI) before the tests; without
 an engine these tests skip and say so. Each step's time is printed (-s shows it).
+Podman runs no HEALTHCHECK on its own here, so the tests poll /health and run
+the healthcheck commands themselves with `exec`.
 """
-import io
+import json
 import os
 import shutil
 import subprocess
@@ -11,14 +13,15 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
-from PIL import Image
 
+from tests.conftest import png
 from tests.live_server import REPO, free_port
 
 pytestmark = pytest.mark.container
+IMAGE = "mnist-serving:latest"  # the tag docker-compose.yml gives its build
+TRAINER_UID = "4242"            # any non-root id: the compose `user:` of the trainer
 
 
 def engine_available():
@@ -32,76 +35,145 @@ if not engine_available():
                 allow_module_level=True)
 
 
-def run(*args, env=None, timeout=600):
+def run(*args, env=None, timeout=600, check=True):
+    """Run a command in the repo, print how long it took; its stdout (or the whole result)."""
     started = time.time()
     done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    print(f"[{time.time() - started:6.1f}s] {' '.join(args)}")
+    print(f"[{time.time() - started:6.1f}s] {' '.join(args)[:160]}")
+    if not check:
+        return done
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
 
 def wait_for(url, predicate, timeout=60):
-    deadline, last = time.time() + timeout, None
-    while time.time() < deadline:
+    """Poll ``url`` until ``predicate(response)``; print the wait; return the response."""
+    started, last = time.time(), None
+    while time.time() < started + timeout:
         try:
             last = requests.get(url, timeout=2)
             if predicate(last):
+                print(f"[{time.time() - started:6.1f}s] waited for {url}")
                 return last
         except requests.ConnectionError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{url} never satisfied the check; last answer: {last and last.text}")
+    raise AssertionError(f"{url} never satisfied the check; last answer: {last is not None and last.text}")
+
+
+def image_healthcheck():
+    """The image's HEALTHCHECK command. Podman's Docker API leaves it out of
+    Config (the image has it: docker manifest format), so ask podman then."""
+    config = json.loads(run("docker", "image", "inspect", IMAGE))[0]["Config"]
+    if "Healthcheck" in config:
+        return config["Healthcheck"]["Test"]
+    assert shutil.which("podman"), f"{IMAGE} has no HEALTHCHECK: {config}"
+    return json.loads(run("podman", "image", "inspect", IMAGE, "--format", "{{json .HealthCheck.Test}}"))
+
+
+def predict(url, image):
+    r = requests.post(url + "/predict", files={"image": ("digit.png", png(image), "image/png")}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def image():
+    run("docker", "compose", "build", "service")
+    return IMAGE
+
+
+@pytest.fixture
+def container(image):
+    """``start(*env)``: the image on its own, no volumes, on a free port; removed afterwards."""
+    names = []
+
+    def start(*env):
+        name, port = f"mnist-alone-{uuid.uuid4().hex[:8]}", free_port()
+        names.append(name)
+        env_args = [arg for pair in env for arg in ("-e", pair)]
+        run("docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", *env_args, image)
+        return name, f"http://127.0.0.1:{port}"
+
+    yield start
+    for name in names:
+        subprocess.run(["docker", "rm", "-f", "-t", "5", name], capture_output=True, timeout=60)
 
 
 @pytest.fixture
 def stack(tmp_path):
-    """A compose project on a free port, serving a writable copy of models/."""
+    """A compose project on a free port, serving a writable copy of models/ (never the repo's)."""
     models = tmp_path / "models"
     shutil.copytree(REPO / "models", models)
     for path in [models, *models.rglob("*")]:
-        path.chmod(0o777 if path.is_dir() else 0o666)  # the trainer runs as a non-root uid
+        path.chmod(0o777 if path.is_dir() else 0o666)  # the trainer runs as TRAINER_UID, not as us
     port = free_port()
     env = {**os.environ, "MNIST_PORT": str(port), "MODELS_HOST_DIR": str(models),
-           "COMPOSE_PROJECT_NAME": f"mnist-test-{uuid.uuid4().hex[:8]}"}
+           "UID": TRAINER_UID, "GID": TRAINER_UID, "COMPOSE_PROJECT_NAME": f"mnist-test-{uuid.uuid4().hex[:8]}"}
     try:
-        yield env, port, models
+        yield env, f"http://127.0.0.1:{port}", models
     finally:
-        subprocess.run(["docker", "compose", "down", "-v", "--timeout", "5"], cwd=REPO, env=env,
-                       capture_output=True, timeout=120)
+        # --profile train: without it `down -v` leaves the trainer-only MNIST volume behind
+        subprocess.run(["docker", "compose", "--profile", "train", "down", "-v", "--timeout", "5"],
+                       cwd=REPO, env=env, capture_output=True, timeout=120)
 
 
-def test_image_and_compose_end_to_end(stack, mnist_test):
-    env, port, models = stack
-    url = f"http://127.0.0.1:{port}"
+def test_dockerfile_lints_clean_and_compose_file_is_valid():
     run("hadolint", "Dockerfile")
-    run("docker", "compose", "config", "--quiet", env=env)
-    run("docker", "compose", "build", "service", env=env)
-    size = int(run("docker", "image", "inspect", "mnist-serving:latest", "--format", "{{.Size}}").strip())
+    run("docker", "compose", "config", "--quiet")
+
+
+def test_image_is_small_installed_and_free_of_build_tools(image):
+    size = int(run("docker", "image", "inspect", image, "--format", "{{.Size}}").strip())
     print(f"image size: {size / 1e6:.0f} MB")
     assert size <= 300e6
+    probe = ("import importlib.util as u, os, shutil, service, trainer; "
+             "print(os.getuid(), shutil.which('gcc'), shutil.which('cc'), u.find_spec('pip'), "
+             "os.path.exists('/root/.cache/pip'), 'site-packages' in service.__file__ and 'site-packages' in trainer.__file__)")
+    out = run("docker", "run", "--rm", "--entrypoint", "python3", image, "-c", probe).split()
+    assert out == ["10001", "None", "None", "None", "False", "True"]
 
-    run("docker", "compose", "up", "-d", "service", env=env)
-    started = time.time()
+
+def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(container, mnist_test):
+    healthcheck = image_healthcheck()
+    assert healthcheck[0] == "CMD" and "curl" not in " ".join(healthcheck)
+    serving, url = container()
     health = wait_for(url + "/health", lambda r: r.status_code == 200).json()
-    print(f"[{time.time() - started:6.1f}s] /health answered 200")
     assert health["model"]["version"] == "1"
-
     images, labels = mnist_test
-    buf = io.BytesIO()
-    Image.fromarray(images[0]).save(buf, format="PNG")
-    r = requests.post(url + "/predict", files={"image": ("d.png", buf.getvalue(), "image/png")}, timeout=10)
-    assert r.status_code == 200 and r.json()["predictions"][0]["digit"] == int(labels[0])
+    assert predict(url, images[0])["predictions"][0]["digit"] == int(labels[0])
+    assert run("docker", "exec", serving, *healthcheck[1:], check=False).returncode == 0
+    # gunicorn's master is PID 1 (mnist-serve execs it), so it gets docker stop's SIGTERM
+    assert "gunicorn" in run("docker", "exec", serving, "cat", "/proc/1/cmdline")
 
-    assert run("docker", "compose", "exec", "-T", "service", "id", "-u", env=env).strip() != "0"
+    missing, url = container("MODEL_NAME=no-such-model")
+    wait_for(url + "/health/live", lambda r: r.status_code == 200)
+    assert requests.get(url + "/health", timeout=2).status_code == 503
+    assert run("docker", "exec", missing, *healthcheck[1:], check=False).returncode != 0
 
-    mnist_dir = Path(os.environ["MNIST_DIR"]).resolve()
+
+def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnist_test):
+    env, url, models = stack
+    images, labels = mnist_test
+    run("docker", "compose", "up", "-d", "service", env=env)
+    assert wait_for(url + "/health", lambda r: r.status_code == 200).json()["model"]["version"] == "1"
+    answer = predict(url, images[0])
+    assert answer["model"]["version"] == "1" and answer["predictions"][0]["digit"] == int(labels[0])
+    assert run("docker", "compose", "exec", "-T", "service", "id", "-u", env=env).strip() not in ("", "0")
+    compose_check = json.loads(run("docker", "compose", "config", "--format", "json", env=env))
+    assert run("docker", "compose", "exec", "-T", "service", *compose_check["services"]["service"]["healthcheck"]["test"][1:],
+               env=env, check=False).returncode == 0
+
+    mnist_dir = Path(os.environ["MNIST_DIR"]).resolve()  # bind-mounted over the data volume: nothing downloads
     run("docker", "compose", "run", "--rm", "-v", f"{mnist_dir}:/data:ro", "trainer",
         "--preset", "fast", "--epochs", "1", "--no-download", env=env)
-    assert (models / "mnist" / "2" / "model.npz").is_file()
-    started = time.time()
+    new = models / "mnist" / "2" / "model.npz"
+    assert new.is_file() and new.stat().st_uid == int(TRAINER_UID)
     wait_for(url + "/health", lambda r: r.json().get("model", {}).get("version") == "2", timeout=30)
-    print(f"[{time.time() - started:6.1f}s] the running service switched to version 2")
+    assert predict(url, images[1])["model"]["version"] == "2"
 
+    container_id = run("docker", "compose", "ps", "-q", "service", env=env).strip()
     started = time.time()
-    run("docker", "compose", "down", env=env)
-    assert time.time() - started < 30  # within stop_grace_period: gunicorn took SIGTERM as PID 1
+    run("docker", "compose", "stop", "service", env=env)
+    assert time.time() - started < 30  # inside stop_grace_period: no SIGKILL needed
+    assert run("docker", "inspect", container_id, "--format", "{{.State.ExitCode}}").strip() == "0"
