@@ -32,6 +32,10 @@ from pathlib import Path
 # The in-process stage timings below should see what a worker sees: gunicorn's
 # config gives every worker a single BLAS thread (set before NumPy loads).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# ... and the metrics cost below is measured in multiprocess mode, as in a
+# worker: every update writes a shared mmap file (set before prometheus_client loads).
+METRICS_DIR = tempfile.mkdtemp(prefix="serve-bench-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -40,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from service import preprocess  # noqa: E402
+from service.metrics import Metrics  # noqa: E402
 from service.model_store import load  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 
@@ -153,6 +158,7 @@ def main():
     report_in_process(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 def wrk_get(url, concurrency, duration, workdir):
@@ -164,6 +170,27 @@ def wrk_get(url, concurrency, duration, workdir):
     return json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
 
 
+def metrics_cost_us(n=20_000):
+    """Microseconds of metric updates one single-image /predict makes, and of one scrape."""
+    m = Metrics(METRICS_DIR)
+
+    def one_request():
+        m.observe_request("/predict", "POST", 200, 0.003)
+        m.upload_bytes.inc(300)
+        m.inference.observe(0.0001)
+        m.images.inc(1)
+        m.digits.labels("7").inc(1)
+
+    t = time.perf_counter()
+    for _ in range(n):
+        one_request()
+    per_request = (time.perf_counter() - t) / n * 1e6
+    t = time.perf_counter()
+    for _ in range(100):
+        m.render()
+    return per_request, (time.perf_counter() - t) / 100 * 1e6
+
+
 def report_in_process(results):
     print(f"\nworker RSS after the runs: {', '.join(f'{m:.0f} MB' for m in results['worker_rss_mb'])}")
     loads = []
@@ -173,6 +200,9 @@ def report_in_process(results):
         loads.append((time.perf_counter() - t) * 1e3)
     results["model_load_ms"] = float(np.median(loads))
     print(f"model load + validation + self-check: {results['model_load_ms']:.0f} ms (median of 5)")
+    results["metrics_us_per_request"], results["metrics_scrape_us"] = metrics_cost_us()
+    print(f"metric updates per /predict (multiprocess mmap): {results['metrics_us_per_request']:.1f} us; "
+          f"rendering a scrape: {results['metrics_scrape_us'] / 1e3:.2f} ms")
     print(f"\nwhere a request's CPU time goes (ms, median, in-process):")
     print(f"{'payload':<16}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
     results["stages_ms"] = {}
