@@ -1,34 +1,46 @@
 # One image, two roles: `mnist-serve` (the default command) serves models from
 # /models; `mnist-train` (the compose trainer's entrypoint) writes new versions.
 
-# --- build stage: a virtualenv with the dependencies, then the project --------
-FROM python:3.12-slim AS build
+# --- deps: a virtualenv with the dependencies only ---------------------------
+FROM python:3.12-slim AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, read from pyproject.toml alone, so this layer is reused
-# until the dependency list changes, whatever happens to the code.
+# Read from pyproject.toml alone, so this layer is reused until the dependency
+# list changes, whatever happens to the code.
 COPY pyproject.toml ./
 RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > requirements.txt \
     && pip install --no-compile -r requirements.txt \
     && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path '*/site-packages/*' -exec rm -rf {} +
+
+# --- build: the project itself, installed into /opt/app (not the venv), so the
+# final image keeps dependencies and code in separate layers: a code change
+# ships a layer of a few hundred kB, not the 130 MB of dependencies again.
+FROM deps AS build
 COPY README.md ./
 COPY trainer ./trainer
 COPY service ./service
-# pip and setuptools only install things; the running image needs neither (-20 MB)
-RUN pip install --no-compile --no-deps . \
-    && pip uninstall --yes pip setuptools
+RUN pip install --no-compile --no-deps --target /opt/app .
 
-# --- final stage: the virtualenv, the default model, a non-root user ----------
+# --- runtime venv: pip and setuptools only install things (-20 MB); a .pth
+# file puts /opt/app on the venv's path (sysconfig finds site-packages, so no
+# python3.x path is spelled out here).
+FROM deps AS venv
+RUN pip uninstall --yes pip setuptools \
+    && python3 -c "import sysconfig, pathlib; (pathlib.Path(sysconfig.get_paths()['purelib']) / 'mnist_serving_app.pth').write_text('/opt/app\n')"
+
+# --- final stage: venv, default model, code, a non-root user -----------------
 FROM python:3.12-slim
 RUN useradd --create-home --uid 10001 --user-group app \
     && mkdir -p /models /data \
     && chmod 1777 /data
-COPY --from=build /opt/venv /opt/venv
+# least to most often changed: dependencies, the default model, the code
+COPY --from=venv /opt/venv /opt/venv
 COPY models /models
-ENV PATH=/opt/venv/bin:$PATH \
+COPY --from=build /opt/app /opt/app
+ENV PATH=/opt/app/bin:/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def container(image):
 
     yield start
     for name in names:
-        subprocess.run(["docker", "rm", "-f", "-t", "5", name], capture_output=True, timeout=60)
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60)
 
 
 @pytest.fixture
@@ -127,11 +128,14 @@ def test_image_is_small_installed_and_free_of_build_tools(image):
     size = int(run("docker", "image", "inspect", image, "--format", "{{.Size}}").strip())
     print(f"image size: {size / 1e6:.0f} MB")
     assert size <= 300e6
-    probe = ("import importlib.util as u, os, shutil, service, trainer; "
+    # installed, not a source tree: the distribution's metadata is there and no /src was copied
+    probe = ("import importlib.metadata as m, importlib.util as u, os, shutil; "
              "print(os.getuid(), shutil.which('gcc'), shutil.which('cc'), u.find_spec('pip'), "
-             "os.path.exists('/root/.cache/pip'), 'site-packages' in service.__file__ and 'site-packages' in trainer.__file__)")
+             "os.path.exists('/root/.cache/pip'), os.path.exists('/src'), m.version('mnist-serving'), "
+             "shutil.which('mnist-train') is not None)")
     out = run("docker", "run", "--rm", "--entrypoint", "python3", image, "-c", probe).split()
-    assert out == ["10001", "None", "None", "None", "False", "True"]
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert out == ["10001", "None", "None", "None", "False", "False", version, "True"]
 
 
 def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(container, mnist_test):
