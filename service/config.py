@@ -13,8 +13,12 @@ _CHECKOUT_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def default_models_dir():
-    """The repository's models/ when run from a checkout, /models otherwise (the container)."""
-    return _CHECKOUT_MODELS if _CHECKOUT_MODELS.is_dir() else Path("/models")
+    """models/ of the checkout (an editable install) or of the working directory
+    (``pip install . && mnist-serve`` in a clone), else /models (the container)."""
+    for candidate in (_CHECKOUT_MODELS, Path.cwd() / "models"):
+        if candidate.is_dir():
+            return candidate
+    return Path("/models")
 
 
 class ConfigError(ValueError):
