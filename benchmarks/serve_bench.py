@@ -203,7 +203,7 @@ def report_in_process(results):
     results["metrics_us_per_request"], results["metrics_scrape_us"] = metrics_cost_us()
     print(f"metric updates per /predict (multiprocess mmap): {results['metrics_us_per_request']:.1f} us; "
           f"rendering a scrape: {results['metrics_scrape_us'] / 1e3:.2f} ms")
-    print(f"\nwhere a request's CPU time goes (ms, median, in-process):")
+    print("\nwhere a request's CPU time goes (ms, median, in-process):")
     print(f"{'payload':<16}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
     results["stages_ms"] = {}
     for name, (body, _, n) in payloads().items():

@@ -1,6 +1,5 @@
 """The Network as a whole: the notebook's XOR, reproducibility, augmentation."""
 import numpy as np
-import pytest
 
 from trainer import Activation, Dense, Network, augment
 

@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from trainer import losses, optim
-from trainer.layers import Activation, Dense
+from trainer.layers import Dense
 
 
 class Network:
