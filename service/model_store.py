@@ -21,6 +21,12 @@ from trainer.model_io import ModelFormatError, list_versions, load_version
 
 log = logging.getLogger(__name__)
 
+OTHER_VERSIONS_CACHED = 2  # older (or not yet polled) versions kept loaded for requests that name them
+
+
+class VersionUnavailable(LookupError):
+    """A version asked for by number that cannot be served; the message says why."""
+
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -89,6 +95,7 @@ class ModelStore:
         self.current = None
         self.reason = "no model loaded yet"
         self._failed = {}  # version -> directory signature when it failed
+        self._others = {}  # version -> (directory signature, ServedModel), oldest first
         self._lock = threading.Lock()
         self._poller_pid = None
 
@@ -129,6 +136,48 @@ class ModelStore:
                  previous.version if previous else "none", 1000 * (time.perf_counter() - start))
         self.on_swap(previous, model)
         return True
+
+    def version(self, version):
+        """The model at ``version``: the serving one, or another on disk loaded on demand.
+
+        Lets a client ask for an older version that is still on disk (TF
+        Serving's and the V2 protocol's ``versions/<v>``). Raises
+        :class:`VersionUnavailable` when it is not on disk, failed validation,
+        or the service is pinned to a different version.
+        """
+        current = self.current
+        if current is not None and current.version == version:
+            return current
+        if self.pinned is not None:
+            raise VersionUnavailable(f"version {version} of {self.name!r} is not served: the service is "
+                                     f"pinned to version {self.pinned} (MODEL_VERSION)")
+        on_disk = list_versions(self.model_dir)
+        if version not in on_disk:
+            raise VersionUnavailable(f"no version {version} of {self.name!r}; versions on disk: "
+                                     f"{', '.join(map(str, on_disk)) or 'none'}")
+        path = self.model_dir / str(version)
+        signature = _signature(path)
+        cached = self._others.get(version)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        with self._lock:
+            try:
+                model = load(self.model_dir, version)
+            except ModelFormatError as exc:
+                log.error("cannot serve %s version %s on request: %s", self.name, version, exc)
+                reason = str(exc).removeprefix(f"{path}: ")
+                raise VersionUnavailable(f"version {version} of {self.name!r} failed validation: {reason}") from None
+            self._others.pop(version, None)
+            self._others[version] = (signature, model)
+            while len(self._others) > OTHER_VERSIONS_CACHED:
+                self._others.pop(next(iter(self._others)))
+        return model
+
+    def available(self):
+        """Version numbers a request may name: the pinned one, or every version on disk."""
+        if self.pinned is not None:
+            return [self.pinned]
+        return list_versions(self.model_dir)
 
     def _no_model_reason(self):
         if self.pinned is not None and self.pinned not in list_versions(self.model_dir):
