@@ -1,0 +1,111 @@
+"""The Open Inference Protocol (KServe V2, REST) that KServe, MLServer and Triton share.
+
+Existing V2 clients (tritonclient, KServe's InferenceRESTClient, MLServer's
+tools) work unchanged against these routes:
+
+    GET  /v2                                        server metadata
+    GET  /v2/health/live, /v2/health/ready          probes (same meaning as /health/live, /health)
+    GET  /v2/models/<name>[/versions/<v>]           model metadata
+    GET  /v2/models/<name>[/versions/<v>]/ready     model readiness
+    POST /v2/models/<name>[/versions/<v>]/infer     inference on JSON tensors (see service.tensors)
+
+Without a version, a request goes to the serving model (the one /health
+reports); with one, to that version if it is still on disk. Errors keep the
+service's shape, ``{"error", "code"}``, whose ``error`` is what the protocol
+asks for. The API key, limits, request IDs and metrics apply as on /predict;
+probes and server metadata stay open.
+"""
+from flask import Blueprint, Response, current_app, g, request
+
+import trainer
+from service import tensors
+from service.errors import ApiError
+from service.model_store import VersionUnavailable
+from service.predict import classify, serving_model
+from service.security import require_api_key
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+
+SERVER_NAME = "mnist-serving"
+PLATFORM = "numpy_mlp"
+INPUTS = [{"name": tensors.INPUT, "datatype": "FP32", "shape": [-1, 784]}]
+OUTPUTS = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+           {"name": "label", "datatype": "INT64", "shape": [-1]}]
+OPEN_ENDPOINTS = {"v2.server_metadata", "v2.live", "v2.ready", "v2.model_ready"}
+# Triton's binary tensor extension announces itself with this header.
+BINARY_HEADER = "Inference-Header-Content-Length"
+
+
+@bp.before_request
+def authorise():
+    if request.endpoint not in OPEN_ENDPOINTS:
+        require_api_key(current_app.config["SERVICE"].api_key, request.headers)
+
+
+@bp.get("")
+def server_metadata():
+    return {"name": SERVER_NAME, "version": trainer.__version__, "extensions": []}
+
+
+@bp.get("/health/live")
+def live():
+    return {"live": True}
+
+
+@bp.get("/health/ready")
+def ready():
+    store = current_app.extensions["mnist"].store
+    if store.current is None:
+        return {"ready": False, "error": store.reason, "code": "no_model"}, 503
+    return {"ready": True}
+
+
+def model_at(name, version):
+    """The model a /v2/models/<name>[/versions/<v>] URL names; 404 or 503 if there is none."""
+    store = current_app.extensions["mnist"].store
+    if name != store.name:
+        raise ApiError(404, "model_not_found", f"unknown model {name!r}; this service serves {store.name!r}")
+    if version is None:
+        return serving_model()
+    if not version.isdigit() or int(version) < 1:
+        raise ApiError(404, "version_not_found", f"version must be a positive integer, got {version!r}")
+    try:
+        return store.version(int(version))
+    except VersionUnavailable as exc:
+        raise ApiError(404, "version_not_found", str(exc)) from None
+
+
+@bp.get("/models/<name>", defaults={"version": None})
+@bp.get("/models/<name>/versions/<version>")
+def model_metadata(name, version):
+    model_at(name, version)
+    store = current_app.extensions["mnist"].store
+    return {"name": name, "versions": [str(v) for v in store.available()], "platform": PLATFORM,
+            "inputs": INPUTS, "outputs": OUTPUTS}
+
+
+@bp.get("/models/<name>/ready", defaults={"version": None})
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name, version):
+    model = model_at(name, version)
+    return {"name": name, "version": str(model.version), "ready": True}
+
+
+@bp.post("/models/<name>/infer", defaults={"version": None})
+@bp.post("/models/<name>/versions/<version>/infer")
+def infer(name, version):
+    model = model_at(name, version)
+    if BINARY_HEADER in request.headers:
+        raise ApiError(400, "binary_data_unsupported", "binary tensor data is not supported; send JSON "
+                                                       "tensors (tritonclient: binary_data=False)")
+    if request.mimetype.startswith(("multipart/", "image/")):
+        # tritonclient sends no Content-Type and curl -d sends a form type: judge the body, not the header
+        raise ApiError(415, "unsupported_media_type", "infer takes a JSON request body; POST image files "
+                                                      "to /predict")
+    body = request.get_data(cache=False)
+    ext = current_app.extensions["mnist"]
+    ext.metrics.upload_bytes.inc(len(body))
+    req = tensors.parse_request(body, ext.config.max_batch_images)
+    probabilities, labels = classify(model, req.x)
+    out = tensors.encode_response(model, req.id or g.request_id, req.outputs, probabilities, labels)
+    return Response(out, mimetype="application/json")
