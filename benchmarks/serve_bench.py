@@ -9,7 +9,10 @@ written to a file) on 127.0.0.1 with the committed model, then drives it with
 
 - ``/health/live``: no work at all, the speed limit of the HTTP stack itself;
 - a 28x28 PNG and a 280x280 PNG as raw ``image/png`` bodies;
-- a multipart batch of 32 28x28 PNGs (images/s = requests/s x 32).
+- a multipart batch of 32 28x28 PNGs (images/s = requests/s x 32);
+- a V2 (Open Inference Protocol) JSON request of 64 MNIST digits as an FP32
+  ``[64, 784]`` tensor, as tritonclient sends it with ``binary_data=False``,
+  to ``/v2/models/mnist/infer`` (images/s = requests/s x 64).
 
 Then, in this process, it times each stage of a request (decode, preprocess,
 forward pass, JSON) on the same payloads, reads each worker's RSS, and times
@@ -43,7 +46,7 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service import preprocess  # noqa: E402
+from service import preprocess, tensors  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
 from service.model_store import load  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
@@ -85,7 +88,19 @@ def payloads():
         "28x28 png": (encode(digits[0]), "image/png", 1),
         "280x280 png": (encode(np.asarray(canvas)), "image/png", 1),
         "batch of 32": (parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}", 32),
+        "v2 fp32 x 64": (v2_body(64), "application/json", 64),
     }
+
+
+def v2_body(n):
+    """An inference request as tritonclient writes it: FP32 values as Python floats, flat."""
+    x = mnist_digits(n).reshape(n, 784).astype(np.float32) / np.float32(255)
+    return json.dumps({"inputs": [{"name": "image", "shape": [n, 784], "datatype": "FP32",
+                                   "data": [v.item() for v in x.ravel()]}]}).encode()
+
+
+def route(payload):
+    return "/v2/models/mnist/infer" if payload.startswith("v2") else "/predict"
 
 
 def wrk(url, body, content_type, concurrency, duration, workdir):
@@ -100,6 +115,8 @@ def wrk(url, body, content_type, concurrency, duration, workdir):
 
 def stage_times(model, payload, n_images, repeat):
     """Median milliseconds per request for each stage, in this process."""
+    if payload.startswith(b"{"):
+        return v2_stage_times(model, payload, repeat)
     blobs = [payload] if n_images == 1 else [encode(d) for d in mnist_digits(n_images)]
     stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
     for _ in range(repeat):
@@ -118,6 +135,22 @@ def stage_times(model, payload, n_images, repeat):
     return {k: float(np.median(v)) for k, v in stages.items()}
 
 
+def v2_stage_times(model, body, repeat):
+    """The same for a V2 request: parsing the JSON tensor is its "decode", encoding the reply its "json"."""
+    stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        req = tensors.parse_request(body, max_batch=64)
+        t1 = time.perf_counter()
+        p = model.predict(req.x)
+        t2 = time.perf_counter()
+        tensors.encode_response(model, "bench", req.outputs, p, p.argmax(axis=1))
+        t3 = time.perf_counter()
+        for key, dt in zip(stages, (t1 - t0, 0.0, t2 - t1, t3 - t2)):
+            stages[key].append(dt * 1e3)
+    return {k: float(np.median(v)) for k, v in stages.items()}
+
+
 def worker_rss_mb(master_pid):
     children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     rss = []
@@ -132,6 +165,7 @@ def main():
     p.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--only", nargs="+", metavar="TEXT", help="run only payloads whose name contains TEXT")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     if not shutil.which("wrk"):
@@ -142,9 +176,10 @@ def main():
         tmp = Path(tmp)
         with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5) as server:
             cases = {"/health/live (no work)": (b"", "text/plain", 0), **payloads()}
+            cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
             print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
             for name, (body, ctype, n) in cases.items():
-                path = "/health/live" if n == 0 else "/predict"
+                path = "/health/live" if n == 0 else route(name)
                 for c in args.concurrency:
                     r = wrk(server.url + path, body, ctype, c, args.duration, tmp) if n else \
                         wrk_get(server.url + path, c, args.duration, tmp)
