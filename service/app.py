@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from flask import Flask, g, request
 
-from service import errors, health, logs, predict, v2
+from service import errors, health, logs, page, predict, v2
 from service.config import Config
 from service.metrics import Metrics
 from service.model_store import ModelStore
@@ -37,6 +37,7 @@ def create_app(config=None):
     app.register_blueprint(predict.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(v2.bp)
+    app.register_blueprint(page.bp)
     _instrument(app, metrics, config.access_log)
     return app
 

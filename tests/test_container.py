@@ -146,6 +146,13 @@ def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(containe
     assert health["model"]["version"] == "1"
     images, labels = mnist_test
     assert predict(url, images[0])["predictions"][0]["digit"] == int(labels[0])
+    # the installed package carries the drawing page and the V2 route's compiled JSON libraries
+    page = requests.get(url + "/", timeout=5)
+    assert page.status_code == 200 and 'id="pad"' in page.text
+    v2 = requests.post(url + "/v2/models/mnist/infer", timeout=10, data=json.dumps(
+        {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [4, 28, 28], "data": images[:4].tolist()}]}))
+    assert v2.status_code == 200, v2.text
+    assert [o["data"] for o in v2.json()["outputs"] if o["name"] == "label"] == [labels[:4].tolist()]
     assert run("docker", "exec", serving, *healthcheck[1:], check=False).returncode == 0
     # gunicorn's master is PID 1 (mnist-serve execs it), so it gets docker stop's SIGTERM
     assert "gunicorn" in run("docker", "exec", serving, "cat", "/proc/1/cmdline")
