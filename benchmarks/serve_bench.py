@@ -175,6 +175,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5) as server:
+            server.wait_models_loaded()
             cases = {"/health/live (no work)": (b"", "text/plain", 0), **payloads()}
             cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
             print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")

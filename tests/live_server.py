@@ -53,6 +53,19 @@ class LiveServer:
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{self.read_log()}")
 
+    def wait_models_loaded(self, timeout=30):
+        """Wait until every worker has loaded a model (its log line), not just the first to answer.
+
+        A load generator that connects earlier hands all its keep-alive
+        connections to the workers that are up, and measures fewer of them.
+        """
+        workers = int(self.env["WORKERS"])
+        deadline = time.time() + timeout
+        while self.read_log().count("serving mnist version") < workers:
+            if time.time() > deadline:
+                raise RuntimeError(f"not every worker loaded a model in {timeout}s:\n{self.read_log()}")
+            time.sleep(0.1)
+
     def read_log(self):
         self.log.flush()
         return self.log_path.read_text(errors="replace")

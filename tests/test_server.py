@@ -1,10 +1,12 @@
 """The real thing: gunicorn with two workers on 127.0.0.1, driven over HTTP."""
+import http.client
 import json
 import os
 import signal
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -143,3 +145,27 @@ def test_client_sends_paths_files_and_pil_images(server, tmp_path):
     with pytest.raises(ServiceError) as err:
         client.predict(b"not an image")
     assert err.value.status == 400 and err.value.code == "invalid_image"
+
+
+def test_keep_alive_connections_are_recycled_so_workers_share_the_load(server):
+    """One pool of keep-alive connections opened at once must not pin every request on one worker."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    for i in range(1, 101):
+        conn.request("GET", "/health/live")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        assert (response.getheader("Connection") == "close") == (i == 100), i  # the 100th says goodbye
+    assert response.will_close
+    conn.close()
+
+    with requests.Session() as session:  # 4 connections hammered at once: both workers end up serving
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=4)
+        session.mount("http://", adapter)
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(lambda _: session.post(server.url + "/predict", data=DIGIT, timeout=10,
+                                                         headers={"Content-Type": "image/png"}).status_code,
+                                  range(800)))
+    assert codes == [200] * 800
+    served_by = {json.loads(line)["pid"] for line in server.read_log().splitlines() if '"route":"/predict"' in line}
+    assert len(served_by) == 2
