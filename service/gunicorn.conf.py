@@ -74,6 +74,10 @@ keepalive = 5                 # seconds an idle keep-alive connection stays open
 # speed). Reconnecting every 100 requests lets an idle worker win the next
 # accept, so load evens out within seconds, for 1% more handshakes.
 _KEEPALIVE_REQUESTS = 100
+# ... and sooner, after 10, while requests queue in the worker for a thread:
+# under load a connection then moves within a second or two, at the cost of a
+# handshake per ten requests.
+_BUSY_KEEPALIVE_REQUESTS = 10
 timeout = 30                  # a worker silent this long is killed and replaced
 graceful_timeout = 25         # SIGTERM: finish in-flight requests for up to this long
 # Model loading stays in the workers (no preload): each loads, validates and
@@ -97,8 +101,15 @@ def on_starting(server):
 
 
 def pre_request(worker, req):
-    if req.req_number >= _KEEPALIVE_REQUESTS:
+    if req.req_number >= _KEEPALIVE_REQUESTS or (req.req_number >= _BUSY_KEEPALIVE_REQUESTS and _backlogged(worker)):
         req.must_close = True  # answered with "Connection: close"; the client reconnects
+
+
+def _backlogged(worker):
+    """True while requests wait in this worker for a free thread: its connections had better
+    reconnect, so that their next request can be accepted by a worker with time for it."""
+    queue = getattr(getattr(worker, "tpool", None), "_work_queue", None)  # gthread's thread pool
+    return queue is not None and queue.qsize() > 0
 
 
 def child_exit(server, worker):
