@@ -55,7 +55,7 @@ from tests.live_server import LiveServer  # noqa: E402
 WRK_LUA = """
 wrk.method = "POST"
 local f = io.open(os.getenv("BODY_FILE"), "rb"); wrk.body = f:read("*a"); f:close()
-wrk.headers["Content-Type"] = os.getenv("BODY_TYPE")
+for name, value in os.getenv("BODY_HEADERS"):gmatch("([^:\\n]+): ([^\\n]*)") do wrk.headers[name] = value end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('JSON {"requests": %d, "seconds": %f, "non2xx": %d, "socket_errors": %d, '
@@ -84,39 +84,55 @@ def payloads():
     boundary = "mnistbench"
     parts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{i}.png\"\r\n"
                      f"Content-Type: image/png\r\n\r\n".encode() + encode(d) + b"\r\n" for i, d in enumerate(digits))
-    return {
-        "28x28 png": (encode(digits[0]), "image/png", 1),
-        "280x280 png": (encode(np.asarray(canvas)), "image/png", 1),
-        "batch of 32": (parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}", 32),
-        "v2 fp32 x 64": (v2_body(64), "application/json", 64),
+    binary, json_length = v2_binary_body(64)
+    return {  # name: (body, request headers, images per request)
+        "28x28 png": (encode(digits[0]), "Content-Type: image/png", 1),
+        "280x280 png": (encode(np.asarray(canvas)), "Content-Type: image/png", 1),
+        "batch of 32": (parts + f"--{boundary}--\r\n".encode(),
+                        f"Content-Type: multipart/form-data; boundary={boundary}", 32),
+        "v2 fp32 x 64": (v2_body(64), "Content-Type: application/json", 64),
+        "v2 binary fp32 x 64": (binary, f"Inference-Header-Content-Length: {json_length}", 64),
     }
 
 
+def v2_pixels(n):
+    return mnist_digits(n).reshape(n, 784).astype(np.float32) / np.float32(255)
+
+
 def v2_body(n):
-    """An inference request as tritonclient writes it: FP32 values as Python floats, flat."""
-    x = mnist_digits(n).reshape(n, 784).astype(np.float32) / np.float32(255)
+    """An inference request as tritonclient writes it with binary_data=False: FP32 values as Python floats, flat."""
     return json.dumps({"inputs": [{"name": "image", "shape": [n, 784], "datatype": "FP32",
-                                   "data": [v.item() for v in x.ravel()]}]}).encode()
+                                   "data": [v.item() for v in v2_pixels(n).ravel()]}]}).encode()
+
+
+def v2_binary_body(n):
+    """The same with tritonclient's defaults (binary tensor extension): ``(body, JSON length)``."""
+    x = v2_pixels(n)
+    header = json.dumps({"inputs": [{"name": "image", "shape": [n, 784], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+    return header + x.tobytes(), len(header)
 
 
 def route(payload):
     return "/v2/models/mnist/infer" if payload.startswith("v2") else "/predict"
 
 
-def wrk(url, body, content_type, concurrency, duration, workdir):
+def wrk(url, body, headers, concurrency, duration, workdir):
     body_file, script = workdir / "body", workdir / "post.lua"
     body_file.write_bytes(body)
     script.write_text(WRK_LUA)
-    env = {**os.environ, "BODY_FILE": str(body_file), "BODY_TYPE": content_type}
+    env = {**os.environ, "BODY_FILE": str(body_file), "BODY_HEADERS": headers}
     args = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
 
 
-def stage_times(model, payload, n_images, repeat):
+def stage_times(model, payload, headers, n_images, repeat):
     """Median milliseconds per request for each stage, in this process."""
     if payload.startswith(b"{"):
-        return v2_stage_times(model, payload, repeat)
+        json_length = int(headers.rpartition(": ")[2]) if "Inference-Header" in headers else len(payload)
+        return v2_stage_times(model, payload, json_length, repeat)
     blobs = [payload] if n_images == 1 else [encode(d) for d in mnist_digits(n_images)]
     stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
     for _ in range(repeat):
@@ -135,12 +151,12 @@ def stage_times(model, payload, n_images, repeat):
     return {k: float(np.median(v)) for k, v in stages.items()}
 
 
-def v2_stage_times(model, body, repeat):
+def v2_stage_times(model, body, json_length, repeat):
     """The same for a V2 request: parsing the JSON tensor is its "decode", encoding the reply its "json"."""
     stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
     for _ in range(repeat):
         t0 = time.perf_counter()
-        req = tensors.parse_request(body, max_batch=64)
+        req = tensors.parse_request(body[:json_length], 64, body[json_length:])
         t1 = time.perf_counter()
         p = model.predict(req.x)
         t2 = time.perf_counter()
@@ -176,13 +192,13 @@ def main():
         tmp = Path(tmp)
         with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5) as server:
             server.wait_models_loaded()
-            cases = {"/health/live (no work)": (b"", "text/plain", 0), **payloads()}
+            cases = {"/health/live (no work)": (b"", "", 0), **payloads()}
             cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
             print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
-            for name, (body, ctype, n) in cases.items():
+            for name, (body, headers, n) in cases.items():
                 path = "/health/live" if n == 0 else route(name)
                 for c in args.concurrency:
-                    r = wrk(server.url + path, body, ctype, c, args.duration, tmp) if n else \
+                    r = wrk(server.url + path, body, headers, c, args.duration, tmp) if n else \
                         wrk_get(server.url + path, c, args.duration, tmp)
                     rps = r["requests"] / r["seconds"]
                     errors = r["non2xx"] + r["socket_errors"]
@@ -242,8 +258,8 @@ def report_in_process(results):
     print("\nwhere a request's CPU time goes (ms, median, in-process):")
     print(f"{'payload':<16}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
     results["stages_ms"] = {}
-    for name, (body, _, n) in payloads().items():
-        s = stage_times(model, body, n, repeat=200 if n == 1 else 30)
+    for name, (body, headers, n) in payloads().items():
+        s = stage_times(model, body, headers, n, repeat=200 if n == 1 else 30)
         results["stages_ms"][name] = s
         print(f"{name:<16}{s['decode']:>9.3f}{s['preprocess']:>9.3f}{s['forward']:>9.3f}{s['json']:>9.3f}")
 

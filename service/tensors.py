@@ -7,7 +7,11 @@ An inference request carries one input tensor, ``image``, as JSON:
 
 ``data`` is row-major, flat or nested. FP32 and FP64 carry pixels in [0, 1]
 (the MNIST scaling), UINT8 carries pixels in 0-255; the shape is ``[n, 784]``
-or ``[n, 28, 28]``. Everything a client can get wrong raises a
+or ``[n, 28, 28]``. With Triton's binary tensor data extension (tritonclient's
+default) the JSON is followed by the raw little-endian tensor, whose size the
+input's ``parameters.binary_data_size`` gives instead of ``data``, and outputs
+asked for with ``parameters.binary_data`` (or all, with the request's
+``parameters.binary_data_output``) come back the same way. Everything a client can get wrong raises a
 :class:`~service.errors.ApiError` with a 400 that says what and where, so a
 malformed tensor never reaches the model.
 
@@ -30,21 +34,22 @@ OUTPUTS = ("probabilities", "label")
 FLOAT_TYPES = ("FP32", "FP64")
 PIXEL_TYPES = ("UINT8",)
 SHAPES = ((784,), (28, 28))  # per image
+WIRE_TYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "UINT8": np.dtype("u1")}  # binary extension
 
 
 @dataclass(frozen=True)
 class InferRequest:
     id: str | None
     x: np.ndarray  # (n, 784) float32 in [0, 1]
-    outputs: tuple  # names of the outputs to return, in the order asked
+    outputs: tuple  # (name, binary) of the outputs to return, in the order asked
 
 
 def bad(message, code="invalid_tensor"):
     return ApiError(400, code, message)
 
 
-def parse_request(body, max_batch):
-    """Bytes of an inference request -> :class:`InferRequest`; 400/413 on anything malformed."""
+def parse_request(body, max_batch, binary=b""):
+    """An inference request's JSON (and binary tensor bytes) -> :class:`InferRequest`; 400/413 if malformed."""
     # A parser per request: simdjson refuses to reuse one while any object it
     # returned is alive, and an error's traceback can keep one alive.
     try:
@@ -59,26 +64,40 @@ def parse_request(body, max_batch):
     inputs = doc.get("inputs")
     if not isinstance(inputs, simdjson.Array) or len(inputs) != 1 or not isinstance(inputs[0], simdjson.Object):
         raise bad(f"'inputs' must be a list holding one tensor, '{INPUT}'")
-    outputs = doc.get("outputs")
-    if isinstance(outputs, (simdjson.Array, simdjson.Object)):
-        outputs = outputs.as_list() if isinstance(outputs, simdjson.Array) else outputs.as_dict()
-    return InferRequest(request_id, _pixels(inputs[0], max_batch), _requested(outputs))
+    outputs, parameters = (_plain(doc.get(key)) for key in ("outputs", "parameters"))
+    binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
+    x = _pixels(inputs[0], max_batch, binary)
+    return InferRequest(request_id, x, _requested(outputs, binary_default))
 
 
-def _requested(outputs):
+def _plain(value):
+    """simdjson containers as Python lists and dicts (for the small parts of a request)."""
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
+    return value.as_dict() if isinstance(value, simdjson.Object) else value
+
+
+def _requested(outputs, binary_default):
     if outputs is None or outputs == []:
-        return OUTPUTS
+        return tuple((name, binary_default) for name in OUTPUTS)
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
         raise bad("'outputs' must be a list of objects like {\"name\": \"label\"}")
     names = tuple(o.get("name") for o in outputs)
     unknown = [n for n in names if n not in OUTPUTS]
     if unknown:
         raise bad(f"unknown output {unknown[0]!r}; this model has {', '.join(OUTPUTS)}", "unknown_output")
-    return names
+    return tuple((o["name"], _binary_asked(o, binary_default)) for o in outputs)
 
 
-def _pixels(tensor, max_batch):
-    """The ``image`` input tensor -> ``(n, 784)`` float32 in [0, 1]."""
+def _binary_asked(output, default):
+    parameters = output.get("parameters")
+    if isinstance(parameters, dict) and isinstance(parameters.get("binary_data"), bool):
+        return parameters["binary_data"]
+    return default
+
+
+def _pixels(tensor, max_batch, binary):
+    """The ``image`` input tensor (and the binary bytes after the JSON) -> ``(n, 784)`` float32 in [0, 1]."""
     if tensor.get("name") != INPUT:
         raise bad(f"unknown input {tensor.get('name')!r}; this model takes one input, '{INPUT}'", "unknown_input")
     datatype = tensor.get("datatype")
@@ -86,7 +105,15 @@ def _pixels(tensor, max_batch):
         raise bad(f"datatype {datatype!r} not accepted; send FP32 (pixels in [0, 1]) or UINT8 (0-255)",
                   "invalid_datatype")
     shape = _shape(tensor.get("shape"), max_batch)
-    values = _numbers(tensor.get("data"), shape, integers=datatype in PIXEL_TYPES)
+    parameters = _plain(tensor.get("parameters"))
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is None and binary:
+        raise bad(f"{len(binary)} bytes of binary tensor data follow the JSON, but input '{INPUT}' has no "
+                  "parameters.binary_data_size")
+    if size is None:
+        values = _numbers(tensor.get("data"), shape, integers=datatype in PIXEL_TYPES)
+    else:
+        values = _wire(binary, size, datatype, shape, has_data=tensor.get("data") is not None)
     if datatype in PIXEL_TYPES:
         if values.min() < 0 or values.max() > 255:
             raise bad(f"{datatype} data must lie in 0-255, got {values.min()}..{values.max()}")
@@ -127,6 +154,17 @@ def _numbers(data, shape, integers):
     return values
 
 
+def _wire(binary, size, datatype, shape, has_data):
+    """Binary tensor data (Triton's extension) -> a flat array; 400 unless it is exactly the tensor."""
+    expected = int(np.prod(shape)) * WIRE_TYPES[datatype].itemsize
+    if type(size) is not int or size != len(binary) or has_data:
+        raise bad(f"binary_data_size must be the {len(binary)} bytes that follow the JSON, and 'data' absent; "
+                  f"got {size!r}", "invalid_binary_data")
+    if size != expected:
+        raise bad(f"binary data holds {size} bytes; {datatype} shape {shape} needs {expected}", "invalid_shape")
+    return np.frombuffer(binary, WIRE_TYPES[datatype])
+
+
 def _check_nesting(data, shape):
     if len(data) != shape[0]:
         raise bad(f"nested 'data' has {len(data)} rows where 'shape' {shape} says {shape[0]}", "invalid_shape")
@@ -138,13 +176,25 @@ def _check_nesting(data, shape):
 
 
 def encode_response(model, request_id, outputs, probabilities, labels):
-    """The inference response body (bytes) with the outputs asked for, in that order."""
+    """``(body, json_length)``: the response with the outputs asked for, in that order.
+
+    ``json_length`` is None for a plain JSON body; with binary outputs the
+    body is the JSON followed by their raw bytes, and it is the JSON's length
+    (the ``Inference-Header-Content-Length`` header).
+    """
     n = len(labels)
-    tensors = {
-        "probabilities": {"name": "probabilities", "datatype": "FP32", "shape": [n, 10],
-                          "data": probabilities.astype(np.float32, copy=False).ravel()},
-        "label": {"name": "label", "datatype": "INT64", "shape": [n], "data": labels.astype(np.int64)},
-    }
-    body = {"model_name": model.name, "model_version": str(model.version), "id": request_id,
-            "outputs": [tensors[name] for name in outputs]}
-    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    arrays = {"probabilities": ("FP32", [n, 10], probabilities.astype("<f4", copy=False).ravel()),
+              "label": ("INT64", [n], labels.astype("<i8"))}
+    tensors, blobs = [], []
+    for name, binary in outputs:
+        datatype, shape, array = arrays[name]
+        tensor = {"name": name, "datatype": datatype, "shape": shape}
+        if binary:
+            tensor["parameters"] = {"binary_data_size": array.nbytes}
+            blobs.append(array.tobytes())
+        else:
+            tensor["data"] = array
+        tensors.append(tensor)
+    body = orjson.dumps({"model_name": model.name, "model_version": str(model.version), "id": request_id,
+                         "outputs": tensors}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return (body + b"".join(blobs), len(body)) if blobs else (body, None)

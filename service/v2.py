@@ -7,7 +7,7 @@ tools) work unchanged against these routes:
     GET  /v2/health/live, /v2/health/ready          probes (same meaning as /health/live, /health)
     GET  /v2/models/<name>[/versions/<v>]           model metadata
     GET  /v2/models/<name>[/versions/<v>]/ready     model readiness
-    POST /v2/models/<name>[/versions/<v>]/infer     inference on JSON tensors (see service.tensors)
+    POST /v2/models/<name>[/versions/<v>]/infer     inference on JSON or binary tensors (see service.tensors)
 
 Without a version, a request goes to the serving model (the one /health
 reports); with one, to that version if it is still on disk. Errors keep the
@@ -32,7 +32,7 @@ INPUTS = [{"name": tensors.INPUT, "datatype": "FP32", "shape": [-1, 784]}]
 OUTPUTS = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
            {"name": "label", "datatype": "INT64", "shape": [-1]}]
 OPEN_ENDPOINTS = {"v2.server_metadata", "v2.live", "v2.ready", "v2.model_ready"}
-# Triton's binary tensor extension announces itself with this header.
+# Triton's binary tensor data extension: the JSON's length, when raw tensors follow it.
 BINARY_HEADER = "Inference-Header-Content-Length"
 
 
@@ -44,7 +44,7 @@ def authorise():
 
 @bp.get("")
 def server_metadata():
-    return {"name": SERVER_NAME, "version": trainer.__version__, "extensions": []}
+    return {"name": SERVER_NAME, "version": trainer.__version__, "extensions": ["binary_tensor_data"]}
 
 
 @bp.get("/health/live")
@@ -95,9 +95,6 @@ def model_ready(name, version):
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name, version):
     model = model_at(name, version)
-    if BINARY_HEADER in request.headers:
-        raise ApiError(400, "binary_data_unsupported", "binary tensor data is not supported; send JSON "
-                                                       "tensors (tritonclient: binary_data=False)")
     if request.mimetype.startswith(("multipart/", "image/")):
         # tritonclient sends no Content-Type and curl -d sends a form type: judge the body, not the header
         raise ApiError(415, "unsupported_media_type", "infer takes a JSON request body; POST image files "
@@ -105,7 +102,20 @@ def infer(name, version):
     body = request.get_data(cache=False)
     ext = current_app.extensions["mnist"]
     ext.metrics.upload_bytes.inc(len(body))
-    req = tensors.parse_request(body, ext.config.max_batch_images)
+    header, binary = split_binary(body, request.headers.get(BINARY_HEADER))
+    req = tensors.parse_request(header, ext.config.max_batch_images, binary)
     probabilities, labels = classify(model, req.x)
-    out = tensors.encode_response(model, req.id or g.request_id, req.outputs, probabilities, labels)
-    return Response(out, mimetype="application/json")
+    out, json_length = tensors.encode_response(model, req.id or g.request_id, req.outputs, probabilities, labels)
+    if json_length is None:
+        return Response(out, mimetype="application/json")
+    return Response(out, mimetype="application/octet-stream", headers={BINARY_HEADER: str(json_length)})
+
+
+def split_binary(body, json_length):
+    """``(json, binary)``: a body in Triton's binary tensor format is its JSON header and the raw tensors."""
+    if json_length is None:
+        return body, b""
+    if not json_length.isdigit() or int(json_length) > len(body):
+        raise ApiError(400, "invalid_binary_data", f"{BINARY_HEADER} must be the length of the JSON at the "
+                                                   f"start of the {len(body)}-byte body, got {json_length!r}")
+    return body[:int(json_length)], body[int(json_length):]

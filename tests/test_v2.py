@@ -32,7 +32,8 @@ def real_client(real_models_dir):
 
 
 def test_server_metadata_and_probes(client):
-    assert client.get("/v2").get_json() == {"name": "mnist-serving", "version": "0.1.0", "extensions": []}
+    assert client.get("/v2").get_json() == {"name": "mnist-serving", "version": "0.1.0",
+                                            "extensions": ["binary_tensor_data"]}
     assert client.get("/v2/health/live").get_json() == {"live": True}
     r = client.get("/v2/health/ready")
     assert (r.status_code, r.get_json()) == (200, {"ready": True})
@@ -241,10 +242,90 @@ def test_image_uploads_are_pointed_to_predict(client):
     assert r.status_code == 415 and "/predict" in r.get_json()["error"]
 
 
-def test_binary_tensor_extension_is_refused_clearly(client):
-    r = client.post(INFER, data=b"{}", headers={"Inference-Header-Content-Length": "2"})
-    assert r.status_code == 400 and r.get_json()["code"] == "binary_data_unsupported"
-    assert "binary_data=False" in r.get_json()["error"]
+def binary_request(x, datatype, outputs=None, parameters=None, size=None):
+    """A body in Triton's binary tensor format: the JSON, then the raw tensor; and its headers."""
+    tensor = {"name": "image", "datatype": datatype, "shape": list(x.shape),
+              "parameters": {"binary_data_size": x.nbytes if size is None else size}}
+    header = json.dumps({"inputs": [tensor], **({"outputs": outputs} if outputs is not None else {}),
+                         **({"parameters": parameters} if parameters else {})}).encode()
+    return header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
+
+
+def binary_outputs(response):
+    """``{name: array}`` from a response in the binary format (JSON header, then raw outputs)."""
+    length = int(response.headers["Inference-Header-Content-Length"])
+    raw = response.get_data()
+    header, rest, out = json.loads(raw[:length]), raw[length:], {}
+    for o in header["outputs"]:
+        if "data" in o:
+            continue
+        size = o["parameters"]["binary_data_size"]
+        out[o["name"]] = np.frombuffer(rest[:size], {"FP32": "<f4", "INT64": "<i8"}[o["datatype"]]).reshape(o["shape"])
+        rest = rest[size:]
+    assert rest == b""
+    return header, out
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "FP64", "UINT8"])
+def test_binary_tensors_in_and_out_match_json(real_client, mnist_test, datatype):
+    images, labels = mnist_test
+    x = images[:16].reshape(16, 784)
+    wire = x if datatype == "UINT8" else (x / 255).astype({"FP32": "<f4", "FP64": "<f8"}[datatype])
+    body, headers = binary_request(wire, datatype, parameters={"binary_data_output": True})
+    r = real_client.post(INFER, data=body, headers=headers)
+    assert r.status_code == 200 and r.mimetype == "application/octet-stream"
+    header, out = binary_outputs(r)
+    assert [o["name"] for o in header["outputs"]] == ["probabilities", "label"]
+    assert (out["label"] == labels[:16]).mean() >= 0.9
+    as_json = outputs(infer(real_client, tensor(16, "UINT8", data=x.ravel().tolist())))
+    assert out["label"].tolist() == as_json["label"]["data"]
+    assert np.allclose(out["probabilities"].ravel(), as_json["probabilities"]["data"], atol=1e-6)
+
+
+def test_binary_and_json_outputs_mix_per_output(client):
+    body, headers = binary_request(np.zeros((2, 784), np.uint8), "UINT8", outputs=[
+        {"name": "label", "parameters": {"binary_data": True}}, {"name": "probabilities"}])
+    header, out = binary_outputs(client.post(INFER, data=body, headers=headers))
+    assert out["label"].shape == (2,) and "data" not in header["outputs"][0]
+    assert len(header["outputs"][1]["data"]) == 20 and "parameters" not in header["outputs"][1]
+
+
+def test_json_outputs_of_a_binary_request_are_plain_json(client):
+    body, headers = binary_request(np.zeros((1, 784), np.uint8), "UINT8")
+    r = client.post(INFER, data=body, headers=headers)
+    assert r.is_json and "Inference-Header-Content-Length" not in r.headers
+    assert outputs(r)["label"]["shape"] == [1]
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda b, h: (b, {"Inference-Header-Content-Length": "abc"}), "must be the length of the JSON"),
+    (lambda b, h: (b, {"Inference-Header-Content-Length": str(len(b) + 1)}), "must be the length"),
+    (lambda b, h: (b + b"\0", h), "binary_data_size must be the 785 bytes"),
+    (lambda b, h: (b[:-1], h), "binary_data_size must be the 783 bytes"),
+    (lambda b, h: (b[:int(h["Inference-Header-Content-Length"])], h), "binary_data_size must be the 0 bytes"),
+])
+def test_malformed_binary_requests_are_400(client, mangle, message):
+    body, headers = mangle(*binary_request(np.zeros((1, 784), np.uint8), "UINT8"))
+    r = client.post(INFER, data=body, headers=headers)
+    assert r.status_code == 400 and message in r.get_json()["error"], r.get_json()
+
+
+def test_binary_size_must_fit_the_shape(client):
+    body, headers = binary_request(np.zeros((1, 784), "<f4"), "FP32")
+    header_length = int(headers["Inference-Header-Content-Length"])
+    squeezed = body[:header_length].replace(b"[1, 784]", b"[2, 784]")
+    r = client.post(INFER, data=squeezed + body[header_length:],
+                    headers={"Inference-Header-Content-Length": str(len(squeezed))})
+    assert r.status_code == 400 and r.get_json()["error"] == "binary data holds 3136 bytes; FP32 shape [2, 784] needs 6272"
+    stray = json.dumps({"inputs": [tensor()]}).encode()
+    r = client.post(INFER, data=stray + b"xx", headers={"Inference-Header-Content-Length": str(len(stray))})
+    assert r.status_code == 400 and "2 bytes of binary tensor data follow the JSON" in r.get_json()["error"]
+
+
+def test_binary_fp32_pixels_are_range_checked(client):
+    body, headers = binary_request(np.full((1, 784), 255, "<f4"), "FP32")
+    r = client.post(INFER, data=body, headers=headers)
+    assert r.status_code == 400 and "FP32 pixels must lie in [0, 1]" in r.get_json()["error"]
 
 
 def test_get_on_infer_is_405_json(client):

@@ -42,7 +42,8 @@ def test_health_and_server_metadata(client):
     assert client.is_model_ready("mnist", "1")
     assert not client.is_model_ready("mnist", "9")
     assert not client.is_model_ready("other")
-    assert client.get_server_metadata() == {"name": "mnist-serving", "version": "0.1.0", "extensions": []}
+    assert client.get_server_metadata() == {"name": "mnist-serving", "version": "0.1.0",
+                                            "extensions": ["binary_tensor_data"]}
 
 
 def test_model_metadata(client):
@@ -92,6 +93,24 @@ def test_a_named_version_and_a_single_output(client, mnist_test):
     assert (result.as_numpy("label") == labels[:8]).mean() >= 0.875
 
 
+def test_client_defaults_binary_tensors_both_ways(client, mnist_test):
+    """tritonclient's defaults: the input as raw bytes, and every output asked for in binary."""
+    images, labels = mnist_test
+    x = images[:N_DIGITS].reshape(N_DIGITS, 784)
+    fp32 = httpclient.InferInput("image", [64, 784], "FP32")
+    fp32.set_data_from_numpy(x[:64].astype(np.float32) / 255)
+    result = client.infer("mnist", [fp32], headers=AUTH)
+    assert all("parameters" in o and "data" not in o for o in result.get_response()["outputs"])
+    assert (result.as_numpy("label") == labels[:64]).mean() >= 0.98
+    assert result.as_numpy("probabilities").shape == (64, 10)
+    predicted = []
+    for start in range(0, N_DIGITS, 64):
+        uint8 = httpclient.InferInput("image", [64, 28, 28], "UINT8")
+        uint8.set_data_from_numpy(images[start:start + 64])
+        predicted.append(client.infer("mnist", [uint8], headers=AUTH).as_numpy("label"))
+    assert (np.concatenate(predicted) == labels[:N_DIGITS]).mean() >= 0.98
+
+
 def test_errors_reach_the_client_as_its_exceptions(client):
     x = np.zeros((1, 784), np.float32)
     with pytest.raises(InferenceServerException, match="unknown model 'other'"):
@@ -100,8 +119,8 @@ def test_errors_reach_the_client_as_its_exceptions(client):
         client.infer("other", [image], headers=AUTH)
     with pytest.raises(InferenceServerException, match="API key required"):
         infer_batch(client, x, headers=None)
-    with pytest.raises(InferenceServerException, match="binary_data=False"):
-        image = httpclient.InferInput("image", [1, 784], "FP32")
-        image.set_data_from_numpy(x, binary_data=True)
+    with pytest.raises(InferenceServerException, match=r"shape must be \[n, 784\]"):
+        image = httpclient.InferInput("image", [1, 783], "FP32")
+        image.set_data_from_numpy(x[:, :783], binary_data=True)
         client.infer("mnist", [image], headers=AUTH)
     assert client.is_server_ready()  # and the server keeps serving
