@@ -10,9 +10,10 @@ written to a file) on 127.0.0.1 with the committed model, then drives it with
 - ``/health/live``: no work at all, the speed limit of the HTTP stack itself;
 - a 28x28 PNG and a 280x280 PNG as raw ``image/png`` bodies;
 - a multipart batch of 32 28x28 PNGs (images/s = requests/s x 32);
-- a V2 (Open Inference Protocol) JSON request of 64 MNIST digits as an FP32
-  ``[64, 784]`` tensor, as tritonclient sends it with ``binary_data=False``,
-  to ``/v2/models/mnist/infer`` (images/s = requests/s x 64).
+- a V2 (Open Inference Protocol) request of 64 MNIST digits as an FP32
+  ``[64, 784]`` tensor to ``/v2/models/mnist/infer``, twice: as JSON, the
+  way tritonclient writes it with ``binary_data=False``, and in Triton's binary
+  tensor format, its default (images/s = requests/s x 64).
 
 Then, in this process, it times each stage of a request (decode, preprocess,
 forward pass, JSON) on the same payloads, reads each worker's RSS, and times
