@@ -101,17 +101,26 @@ def test_corrupt_version_is_skipped_while_serving(server, models_dir):
 
 def test_sigterm_lets_in_flight_requests_finish(models_dir, tmp_path):
     big = png(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8))
+    boundary = "inflight"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{i}.png\"\r\n"
+                    f"Content-Type: image/png\r\n\r\n".encode() + big + b"\r\n" for i in range(16))
+    body += f"--{boundary}--\r\n".encode()
     with LiveServer(models_dir, tmp_path, max_batch_images=64, max_upload_bytes=100_000_000) as live:
-        results = []
+        results, sent = [], [threading.Event(), threading.Event()]
 
-        def slow_request():
-            files = [("image", (f"{i}.png", big, "image/png")) for i in range(16)]
-            results.append(requests.post(live.url + "/predict", files=files, timeout=60).status_code)
+        def slow_request(i):
+            conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=60)
+            conn.request("POST", "/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            # 36 MB cannot sit in socket buffers: once it is all sent, the worker is reading or decoding it
+            sent[i].set()
+            results.append(conn.getresponse().status)
+            conn.close()
 
-        threads = [threading.Thread(target=slow_request) for _ in range(2)]
+        threads = [threading.Thread(target=slow_request, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
-        time.sleep(0.3)  # requests are being processed
+        assert all(event.wait(30) for event in sent)
+        assert results == []  # neither has been answered when SIGTERM arrives
         started = time.time()
         code = live.stop(signal.SIGTERM)
         for t in threads:
