@@ -7,11 +7,9 @@ An inference request carries one input tensor, ``image``, as JSON:
 
 ``data`` is row-major, flat or nested. FP32 and FP64 carry pixels in [0, 1]
 (the MNIST scaling), UINT8 carries pixels in 0-255; the shape is ``[n, 784]``
-or ``[n, 28, 28]``. With Triton's binary tensor data extension (tritonclient's
-default) the JSON is followed by the raw little-endian tensor, whose size the
-input's ``parameters.binary_data_size`` gives instead of ``data``, and outputs
-asked for with ``parameters.binary_data`` (or all, with the request's
-``parameters.binary_data_output``) come back the same way. Everything a client can get wrong raises a
+or ``[n, 28, 28]``. The tensor may instead follow the JSON as raw bytes, and
+outputs go back that way when asked for (Triton's binary tensor extension, see
+:mod:`service.binary_tensors`). Everything a client can get wrong raises an
 :class:`~service.errors.ApiError` with a 400 that says what and where, so a
 malformed tensor never reaches the model.
 
@@ -27,6 +25,7 @@ import numpy as np
 import orjson
 import simdjson
 
+from service import binary_tensors
 from service.errors import ApiError
 
 INPUT = "image"
@@ -34,7 +33,6 @@ OUTPUTS = ("probabilities", "label")
 FLOAT_TYPES = ("FP32", "FP64")
 PIXEL_TYPES = ("UINT8",)
 SHAPES = ((784,), (28, 28))  # per image
-WIRE_TYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "UINT8": np.dtype("u1")}  # binary extension
 
 
 @dataclass(frozen=True)
@@ -105,15 +103,7 @@ def _pixels(tensor, max_batch, binary):
         raise bad(f"datatype {datatype!r} not accepted; send FP32 (pixels in [0, 1]) or UINT8 (0-255)",
                   "invalid_datatype")
     shape = _shape(tensor.get("shape"), max_batch)
-    parameters = _plain(tensor.get("parameters"))
-    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
-    if size is None and binary:
-        raise bad(f"{len(binary)} bytes of binary tensor data follow the JSON, but input '{INPUT}' has no "
-                  "parameters.binary_data_size")
-    if size is None:
-        values = _numbers(tensor.get("data"), shape, integers=datatype in PIXEL_TYPES)
-    else:
-        values = _wire(binary, size, datatype, shape, has_data=tensor.get("data") is not None)
+    values = _values(tensor, datatype, shape, binary)
     if datatype in PIXEL_TYPES:
         if values.min() < 0 or values.max() > 255:
             raise bad(f"{datatype} data must lie in 0-255, got {values.min()}..{values.max()}")
@@ -123,6 +113,18 @@ def _pixels(tensor, max_batch, binary):
     if not (lo >= 0 and hi <= 1):  # also false for NaN
         raise bad(f"{datatype} pixels must lie in [0, 1], got {lo:g}..{hi:g}; send 0-255 pixels as UINT8")
     return x
+
+
+def _values(tensor, datatype, shape, binary):
+    """The tensor's numbers, flat: from its JSON ``data``, or from the bytes after the JSON."""
+    parameters = _plain(tensor.get("parameters"))
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is not None:
+        return binary_tensors.values(binary, size, datatype, shape, has_data=tensor.get("data") is not None)
+    if binary:
+        raise bad(f"{len(binary)} bytes of binary tensor data follow the JSON, but input '{INPUT}' has no "
+                  "parameters.binary_data_size", "invalid_binary_data")
+    return _numbers(tensor.get("data"), shape, integers=datatype in PIXEL_TYPES)
 
 
 def _shape(shape, max_batch):
@@ -152,17 +154,6 @@ def _numbers(data, shape, integers):
     if values.size != expected:
         raise bad(f"'data' holds {values.size} values; shape {shape} needs {expected}", "invalid_shape")
     return values
-
-
-def _wire(binary, size, datatype, shape, has_data):
-    """Binary tensor data (Triton's extension) -> a flat array; 400 unless it is exactly the tensor."""
-    expected = int(np.prod(shape)) * WIRE_TYPES[datatype].itemsize
-    if type(size) is not int or size != len(binary) or has_data:
-        raise bad(f"binary_data_size must be the {len(binary)} bytes that follow the JSON, and 'data' absent; "
-                  f"got {size!r}", "invalid_binary_data")
-    if size != expected:
-        raise bad(f"binary data holds {size} bytes; {datatype} shape {shape} needs {expected}", "invalid_shape")
-    return np.frombuffer(binary, WIRE_TYPES[datatype])
 
 
 def _check_nesting(data, shape):

@@ -18,7 +18,7 @@ probes and server metadata stay open.
 from flask import Blueprint, Response, current_app, g, request
 
 import trainer
-from service import tensors
+from service import binary_tensors, tensors
 from service.errors import ApiError
 from service.model_store import VersionUnavailable
 from service.predict import classify, serving_model
@@ -32,8 +32,6 @@ INPUTS = [{"name": tensors.INPUT, "datatype": "FP32", "shape": [-1, 784]}]
 OUTPUTS = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
            {"name": "label", "datatype": "INT64", "shape": [-1]}]
 OPEN_ENDPOINTS = {"v2.server_metadata", "v2.live", "v2.ready", "v2.model_ready"}
-# Triton's binary tensor data extension: the JSON's length, when raw tensors follow it.
-BINARY_HEADER = "Inference-Header-Content-Length"
 
 
 @bp.before_request
@@ -102,20 +100,10 @@ def infer(name, version):
     body = request.get_data(cache=False)
     ext = current_app.extensions["mnist"]
     ext.metrics.upload_bytes.inc(len(body))
-    header, binary = split_binary(body, request.headers.get(BINARY_HEADER))
+    header, binary = binary_tensors.split(body, request.headers.get(binary_tensors.HEADER))
     req = tensors.parse_request(header, ext.config.max_batch_images, binary)
     probabilities, labels = classify(model, req.x)
     out, json_length = tensors.encode_response(model, req.id or g.request_id, req.outputs, probabilities, labels)
     if json_length is None:
         return Response(out, mimetype="application/json")
-    return Response(out, mimetype="application/octet-stream", headers={BINARY_HEADER: str(json_length)})
-
-
-def split_binary(body, json_length):
-    """``(json, binary)``: a body in Triton's binary tensor format is its JSON header and the raw tensors."""
-    if json_length is None:
-        return body, b""
-    if not json_length.isdigit() or int(json_length) > len(body):
-        raise ApiError(400, "invalid_binary_data", f"{BINARY_HEADER} must be the length of the JSON at the "
-                                                   f"start of the {len(body)}-byte body, got {json_length!r}")
-    return body[:int(json_length)], body[int(json_length):]
+    return Response(out, mimetype="application/octet-stream", headers={binary_tensors.HEADER: str(json_length)})
