@@ -27,7 +27,6 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # unset or empty (empty woul
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(tempfile.gettempdir(), "mnist-serving-metrics")
 
 
-
 def _keep_freed_memory(mmap_threshold=4 << 20, trim_threshold=16 << 20):
     """Let glibc's malloc keep and reuse freed request buffers instead of returning them.
 
@@ -101,7 +100,8 @@ def on_starting(server):
 
 
 def pre_request(worker, req):
-    if req.req_number >= _KEEPALIVE_REQUESTS or (req.req_number >= _BUSY_KEEPALIVE_REQUESTS and _backlogged(worker)):
+    n = req.req_number  # requests so far on this connection
+    if n >= _KEEPALIVE_REQUESTS or (n >= _BUSY_KEEPALIVE_REQUESTS and _backlogged(worker)):
         req.must_close = True  # answered with "Connection: close"; the client reconnects
 
 
