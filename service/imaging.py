@@ -7,9 +7,11 @@ header, before a single row is decompressed: a 50-byte PNG can declare
 """
 import io
 import math
+import struct
 import warnings
 
 import numpy as np
+import pyspng
 from PIL import Image, ImageFilter, ImageOps
 
 # Formats a browser, phone or scanner produces. Pillow can open more (EPS even
@@ -21,6 +23,7 @@ OPAQUE = [255 * (a >= 128) for a in range(256)]  # point() table: the pixels tha
 DESK_RATIO = 0.65  # a desk is darker than this fraction of the page's lightness (75th percentile)
 WRITING_RATIO = 0.85  # writing on a page darkens its cells below this fraction of the page's lightness
 JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below this side
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 Image.init()  # register the decoders now (~30 ms) rather than during a worker's first request
@@ -59,6 +62,31 @@ def decode_image(data, *, max_pixels):
         except Exception:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
             raise InvalidImage("the image data is truncated or corrupt") from None
     return img
+
+
+def decode_grey_png(data, *, max_pixels):
+    """The pixels of ``data`` as a (height, width) uint8 array if it is a plain 8-bit
+    greyscale PNG, else None, which leaves the file to :func:`decode_image`.
+
+    That is the file MNIST tools and NumPy clients write, and batches are
+    mostly made of it. libspng (pyspng) decodes a 28x28 one in about a fifth of
+    the time Pillow takes, most of which is Python. Only files whose pixels
+    Pillow would give unchanged take this path: no transparency key, no EXIF
+    rotation, not interlaced. The header is read here, so the pixel limit
+    holds before anything is decompressed; any file libspng refuses goes to
+    Pillow, which decides what the client is told.
+    """
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if (depth, colour, interlace) != (8, 0, 0) or not 0 < width * height <= max_pixels:
+        return None
+    if b"tRNS" in data or b"eXIf" in data:  # (a false hit in compressed bytes only costs speed)
+        return None
+    try:
+        return pyspng.load(data)
+    except Exception:  # RuntimeError for corrupt data, ValueError and others for odd input
+        return None
 
 
 def _open(data, max_pixels):

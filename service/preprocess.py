@@ -23,10 +23,10 @@ Plain 28x28 grayscale digits that are already MNIST-like skip all of it.
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_image, mean_width,
-                             paper_only, standard, upright)
+from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_grey_png, decode_image,
+                             mean_width, paper_only, standard, upright)
 
-__all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_image", "to_mnist", "to_batch"]
+__all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_grey_png", "decode_image", "to_mnist", "to_batch"]
 
 SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
 WORK_SIDE = 256      # larger images are box-reduced first: a 20x20 digit needs far fewer pixels
@@ -41,51 +41,63 @@ FLAT = 4             # paper whose border varies less than this (10th-50th perce
 
 
 def to_batch(images):
-    """``images``: list of PIL images -> ``(n, 784)`` float32 in [0, 1].
+    """``images``: list of PIL images or (h, w) uint8 greyscale arrays -> ``(n, 784)`` float32 in [0, 1].
 
     Images that are already MNIST-like 28x28 greyscale digits (what batch
     clients mostly send) are checked all at once, with the same rules as
     :func:`already_mnist`; the rest go through :func:`to_mnist` one by one.
     """
     out = np.zeros((len(images), SIDE * SIDE), np.float32)
-    plain = [i for i, img in enumerate(images)
-             if img.size == (SIDE, SIDE) and img.mode == "L" and "exif" not in img.info]  # no rotation due
-    done = set()
+    plain = [i for i, img in enumerate(images) if _plain(img)]
     if plain:
         ready, rows = already_mnist_batch(np.stack([np.asarray(images[i]) for i in plain]))
-        for i, ok, row in zip(plain, ready, rows):
-            if ok:
-                out[i], _ = row, done.add(i)
+        out[np.array(plain)[ready]] = rows[ready]
+        plain = set(np.array(plain)[ready].tolist())
     for i, img in enumerate(images):
-        if i not in done:
-            out[i] = to_mnist(img)
+        if i not in plain:
+            out[i] = to_mnist(Image.fromarray(img, "L") if isinstance(img, np.ndarray) else img)
     return out
 
 
+def _plain(img):
+    """True for a 28x28 greyscale picture with no rotation due."""
+    if isinstance(img, np.ndarray):
+        return img.shape == (SIDE, SIDE)
+    return img.size == (SIDE, SIDE) and img.mode == "L" and "exif" not in img.info
+
+
 def already_mnist_batch(x):
-    """:func:`already_mnist` for a stack ``x: (n, 28, 28)`` uint8 -> ``(ok: (n,) bool, (n, 784) float32)``."""
-    ring = np.concatenate([x[:, 0], x[:, -1], x[:, 1:-1, 0], x[:, 1:-1, -1]], axis=1)
-    light = np.median(ring, axis=1) > 127
-    x = np.where(light[:, None, None], 255 - x, x)
-    ring = np.where(light[:, None], 255 - ring, ring)
-    mass = x.astype(np.float32)
-    total = mass.sum(axis=(1, 2))
-    ink = x > 127
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    ok = (ring.max(axis=1) <= MIN_CONTRAST) & (_extent(rows) < BOX + 2) & (_extent(cols) < BOX + 2)
+    """:func:`already_mnist` for a stack ``x: (n, 28, 28)`` uint8 -> ``(ok: (n,) bool, (n, 784) float32)``.
+
+    Blank images are not ``ok`` here (:func:`to_mnist` answers them at once).
+    Written for the small batches of a request, where each NumPy call costs
+    more than its arithmetic: a border within MIN_CONTRAST of black or white
+    is the same test as :func:`already_mnist`'s median polarity and then its
+    maximum, with two reductions instead of a sort.
+    """
+    n = len(x)
+    ring = np.concatenate((x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]), axis=1)
+    dark, light = ring.max(axis=1) <= MIN_CONTRAST, ring.min(axis=1) >= 255 - MIN_CONTRAST
+    if light.any():
+        x = x.copy()
+        x[light] = 255 - x[light]
+    # Sums over a 28-long axis run 6x faster as products with ones (BLAS) than as
+    # NumPy reductions; every sum here is an integer below 2**24, exact in float32.
+    ones = np.ones(SIDE, np.float32)
+    mass, strong = x.astype(np.float32), (x > 127).astype(np.float32)
+    row_mass, col_mass = mass @ ones, ones @ mass
+    total = row_mass @ ones
     safe = np.where(total > 0, total, 1)
-    cy = mass.sum(axis=2) @ np.arange(SIDE) / safe
-    cx = mass.sum(axis=1) @ np.arange(SIDE) / safe
-    centred = (np.abs(cy - CENTRE) <= 1) & (np.abs(cx - CENTRE) <= 1)
-    ok &= (rows.any(axis=1) & centred) | (total == 0)
-    return ok, (mass / 255).reshape(len(x), -1)
+    offsets = np.abs(np.stack((row_mass, col_mass)) @ np.arange(SIDE, dtype=np.float32) / safe - CENTRE)
+    ok = (dark | light) & (offsets <= 1).all(axis=0)
+    ok &= (_extent(strong @ ones > 0) < BOX + 2) & (_extent(ones @ strong > 0) < BOX + 2)
+    return ok, (mass / 255).reshape(n, -1)
 
 
 def _extent(flags):
     """Per row of ``flags: (n, 28)``: last - first True index (28 when none)."""
-    first = np.where(flags.any(1), flags.argmax(1), 0)
-    last = np.where(flags.any(1), SIDE - 1 - flags[:, ::-1].argmax(1), SIDE)
-    return last - first
+    first, last = flags.argmax(axis=1), SIDE - 1 - flags[:, ::-1].argmax(axis=1)
+    return np.where(flags.any(axis=1), last - first, SIDE)
 
 
 def to_mnist(img):
