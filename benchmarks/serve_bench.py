@@ -15,7 +15,7 @@ written to a file) on 127.0.0.1 with the committed model, then drives it with
   way tritonclient writes it with ``binary_data=False``, and in Triton's binary
   tensor format, its default (images/s = requests/s x 64).
 
-Then, in this process, it times each stage of a request (decode, preprocess,
+Then, in this process, it times each stage of a request (parse, decode, preprocess,
 forward pass, JSON) on the same payloads, reads each worker's RSS, and times
 loading + self-checking the model. The load generator shares the machine's
 cores with the server, as a sidecar or a co-located client would.
@@ -47,7 +47,7 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service import preprocess, tensors  # noqa: E402
+from service import predict, preprocess, tensors, uploads  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
 from service.model_store import load  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
@@ -130,31 +130,32 @@ def wrk(url, body, headers, concurrency, duration, workdir):
 
 
 def stage_times(model, payload, headers, n_images, repeat):
-    """Median milliseconds per request for each stage, in this process."""
+    """Median milliseconds per request for each stage, in this process, through the service's own functions."""
     if payload.startswith(b"{"):
         json_length = int(headers.rpartition(": ")[2]) if "Inference-Header" in headers else len(payload)
         return v2_stage_times(model, payload, json_length, repeat)
-    blobs = [payload] if n_images == 1 else [encode(d) for d in mnist_digits(n_images)]
-    stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
+    boundary = headers.partition("boundary=")[2].encode()
+    stages = {"parse": [], "decode": [], "preprocess": [], "forward": [], "json": []}
     for _ in range(repeat):
         t0 = time.perf_counter()
-        images = [preprocess.decode_image(b, max_pixels=40_000_000) for b in blobs]
+        blobs = [content for _, content in uploads.split_multipart(payload, boundary)] if boundary else [payload]
         t1 = time.perf_counter()
-        x = preprocess.to_batch(images)
+        images = predict.decode_all(blobs, 40_000_000)
         t2 = time.perf_counter()
-        p = model.predict(x)
+        x = preprocess.to_batch(images)
         t3 = time.perf_counter()
-        json.dumps({"predictions": [{"digit": int(r.argmax()), "confidence": round(float(r.max()), 6),
-                                     "probabilities": [round(v, 6) for v in r.tolist()]} for r in p]})
+        p = model.predict(x)
         t4 = time.perf_counter()
-        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        predict.encode_predictions(model, p, p.argmax(axis=1))
+        t5 = time.perf_counter()
+        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             stages[key].append(dt * 1e3)
     return {k: float(np.median(v)) for k, v in stages.items()}
 
 
 def v2_stage_times(model, body, json_length, repeat):
-    """The same for a V2 request: parsing the JSON tensor is its "decode", encoding the reply its "json"."""
-    stages = {"decode": [], "preprocess": [], "forward": [], "json": []}
+    """The same for a V2 request: "parse" is reading the tensor out of the JSON (or binary) body."""
+    stages = {"parse": [], "decode": [], "preprocess": [], "forward": [], "json": []}
     for _ in range(repeat):
         t0 = time.perf_counter()
         req = tensors.parse_request(body[:json_length], 64, body[json_length:])
@@ -163,7 +164,7 @@ def v2_stage_times(model, body, json_length, repeat):
         t2 = time.perf_counter()
         tensors.encode_response(model, "bench", req.outputs, p, p.argmax(axis=1))
         t3 = time.perf_counter()
-        for key, dt in zip(stages, (t1 - t0, 0.0, t2 - t1, t3 - t2)):
+        for key, dt in zip(stages, (t1 - t0, 0.0, 0.0, t2 - t1, t3 - t2)):
             stages[key].append(dt * 1e3)
     return {k: float(np.median(v)) for k, v in stages.items()}
 
@@ -257,12 +258,12 @@ def report_in_process(results):
     print(f"metric updates per /predict (multiprocess mmap): {results['metrics_us_per_request']:.1f} us; "
           f"rendering a scrape: {results['metrics_scrape_us'] / 1e3:.2f} ms")
     print("\nwhere a request's CPU time goes (ms, median, in-process):")
-    print(f"{'payload':<16}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
+    print(f"{'payload':<20}{'parse':>9}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
     results["stages_ms"] = {}
     for name, (body, headers, n) in payloads().items():
         s = stage_times(model, body, headers, n, repeat=200 if n == 1 else 30)
         results["stages_ms"][name] = s
-        print(f"{name:<16}{s['decode']:>9.3f}{s['preprocess']:>9.3f}{s['forward']:>9.3f}{s['json']:>9.3f}")
+        print(f"{name:<20}" + "".join(f"{s[k]:>9.3f}" for k in ("parse", "decode", "preprocess", "forward", "json")))
 
 
 if __name__ == "__main__":
