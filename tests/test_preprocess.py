@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from service.preprocess import ImageTooLarge, InvalidImage, decode_image, to_batch, to_mnist
+from service.preprocess import ImageTooLarge, InvalidImage, decode_grey_png, decode_image, to_batch, to_mnist
 from tests import uploads
 from trainer.data import missing_files
 
@@ -22,10 +22,10 @@ def chunk(kind, body):
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def png_header(width, height, idat=True):
+def png_header(width, height, idat=True, interlace=0):
     """A PNG declaring ``width`` x ``height`` 8-bit grey pixels, with a few bytes of pixel data
     (``idat``) or none: about 60 bytes either way."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, interlace)
     data = chunk(b"IDAT", zlib.compress(b"\0" * 64)) if idat else b""
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + data + chunk(b"IEND", b"")
 
@@ -120,6 +120,47 @@ def test_bomb_is_refused_by_the_header_even_when_the_limit_is_huge():
 def test_decode_accepts_an_image_exactly_at_the_limit():
     img = decode_image(encode(Image.new("L", (2000, 2000), 255)), max_pixels=LIMIT)
     assert img.size == (2000, 2000)
+
+
+# -- plain greyscale PNGs: libspng, and Pillow for everything else ------------------
+@pytest.mark.parametrize("height, width", [(28, 28), (1, 1), (70, 280), (500, 3)])
+def test_plain_grey_pngs_decode_to_the_pixels_pillow_gives(height, width):
+    pixels = np.random.default_rng(height).integers(0, 256, (height, width), dtype=np.uint8)
+    data = encode(Image.fromarray(pixels))
+    got = decode_grey_png(data, max_pixels=LIMIT)
+    assert got.dtype == np.uint8 and np.array_equal(got, pixels)
+    assert np.array_equal(got, np.asarray(decode_image(data, max_pixels=LIMIT)))
+
+
+SEVEN = drawn_seven().resize((28, 28))
+
+
+def rotated_exif():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("data", [
+    encode(SEVEN.convert("RGB")),
+    encode(SEVEN.convert("LA")),
+    encode(SEVEN.convert("1")),
+    encode(SEVEN.convert("P")),
+    encode(SEVEN.convert("I;16")),
+    encode(SEVEN, transparency=255),                        # a tRNS chunk: a transparent colour
+    encode(SEVEN, exif=rotated_exif()),                     # an eXIf chunk: rotation due
+    encode(SEVEN, "JPEG"),
+    png_header(28, 28, interlace=1),
+    png_header(2001, 2000),                                  # over the pixel limit
+    png_header(28, 28),                                      # too little pixel data
+    encode(SEVEN)[:60],                                      # truncated
+    b"\x89PNG\r\n\x1a\n",
+    b"",
+], ids=["rgb", "la", "1-bit", "palette", "16-bit", "trns", "exif", "jpeg", "interlaced", "over-limit", "short-data",
+        "truncated", "signature-only", "empty"])
+def test_every_other_file_is_left_to_pillow(data):
+    """None sends the file to decode_image, which decodes it or says what is wrong."""
+    assert decode_grey_png(data, max_pixels=LIMIT) is None
 
 
 @pytest.mark.parametrize("fmt, options", [
