@@ -49,21 +49,27 @@ def to_batch(images):
     """
     out = np.zeros((len(images), SIDE * SIDE), np.float32)
     plain = [i for i, img in enumerate(images) if _plain(img)]
+    done = set()
     if plain:
         ready, rows = already_mnist_batch(np.stack([np.asarray(images[i]) for i in plain]))
         out[np.array(plain)[ready]] = rows[ready]
-        plain = set(np.array(plain)[ready].tolist())
+        done = set(np.array(plain)[ready].tolist())
+    plain = set(plain)
     for i, img in enumerate(images):
-        if i not in plain:
-            out[i] = to_mnist(Image.fromarray(img, "L") if isinstance(img, np.ndarray) else img)
+        if i in done:
+            continue
+        if isinstance(img, np.ndarray):
+            img = Image.fromarray(img, "L")
+        # a plain image the check refused (or a blank one) needs only the full recipe
+        out[i] = normalised(img) if i in plain else to_mnist(img)
     return out
 
 
 def _plain(img):
-    """True for a 28x28 greyscale picture with no rotation due."""
+    """True for a 28x28 greyscale picture (array, or PIL image with no rotation due)."""
     if isinstance(img, np.ndarray):
         return img.shape == (SIDE, SIDE)
-    return img.size == (SIDE, SIDE) and img.mode == "L" and "exif" not in img.info
+    return img.size == (SIDE, SIDE) and img.mode == "L" and upright(img) is img
 
 
 def already_mnist_batch(x):
@@ -107,8 +113,11 @@ def to_mnist(img):
     """
     img = standard(upright(img))
     ready = already_mnist(img)
-    if ready is not None:
-        return ready
+    return ready if ready is not None else normalised(img)
+
+
+def normalised(img):
+    """MNIST's recipe for an upright L or RGB image: ink, crop, fit, centre -> ``(784,)``."""
     ink = ink_map(paper_only(_reduced(img)))
     patch = None if ink is None else digit_crop(ink)
     if patch is None:
@@ -125,9 +134,11 @@ def already_mnist(img):
     if img.size != (SIDE, SIDE) or img.mode != "L":
         return None
     x = np.asarray(img)
-    if np.median(border_pixels(x)) > 127:
+    ring = border_pixels(x)
+    # within MIN_CONTRAST of black or of white: the same as "median > 127 -> invert, then max"
+    if ring.min() >= 255 - MIN_CONTRAST:
         x = 255 - x
-    if border_pixels(x).max() > MIN_CONTRAST:
+    elif ring.max() > MIN_CONTRAST:
         return None
     mass = x.astype(np.float32)
     total = mass.sum()
@@ -156,8 +167,9 @@ def _reduced(img):
 # -- 1. ink ------------------------------------------------------------------------
 def ink_map(img):
     """L or RGB image -> L image of ink strength (0 = paper), or None if there is no ink."""
-    paper = np.median(border_pixels(np.asarray(img)), axis=0)
-    direction = _ink_direction(img, paper)
+    x = np.asarray(img)
+    paper = _median(border_pixels(x))
+    direction = _ink_direction(img, paper, x)
     if direction is None:
         return None
     level = _paper_level(img, direction, paper)
@@ -166,27 +178,35 @@ def ink_map(img):
     return _signal(img, direction, paper, MARGIN - level)  # even paper: one pass, no subtraction
 
 
+def _median(pixels):
+    """``np.median(pixels, axis=0)`` for ``(n[, c])`` integers, by a sort: 5x faster on a border's few hundred."""
+    s = np.sort(pixels, axis=0)
+    n = len(s)
+    return s[n // 2].astype(np.float64) if n % 2 else (s[n // 2 - 1].astype(np.float64) + s[n // 2]) / 2
+
+
 def _signal(img, direction, paper, offset):
     """L image: each pixel's difference from ``paper`` along ``direction``, plus ``offset``, clipped to 0..255."""
     if img.mode == "RGB":
         return img.convert("L", (*direction, offset - float(direction @ paper)))
-    lut = np.clip(direction * (np.arange(256) - paper) + offset, 0, 255)
-    return img.point(np.round(lut).astype(np.uint8).tolist())
+    lut = np.round(np.clip(direction * (np.arange(256) - paper) + offset, 0, 255)).astype(np.uint8)
+    return Image.fromarray(lut[np.asarray(img)], "L")
 
 
-def _ink_direction(img, paper):
+def _ink_direction(img, paper, x):
     """Colour vector (L1 norm 1) from the paper towards the ink, or None if nothing differs enough.
 
     The pixels differing most from the border's median colour are taken as
     ink; their mean difference says whether ink is darker or lighter and in
     which hue, so blue ink on yellow paper is measured along blue-vs-yellow.
     A subsample of about SAMPLES pixels is plenty to learn the ink's colour.
+    ``x`` is ``img``'s pixels.
     """
     w, h = img.size
     step = int(np.ceil(np.sqrt(w * h / SAMPLES)))
     if step > 1:  # box averages: a thin line fades but keeps its hue, and noise averages out
         img = img.reduce(step)
-    x = np.asarray(img)
+        x = np.asarray(img)
     dist = ImageChops.difference(img, Image.new(img.mode, img.size, _colour(paper)))
     dist = np.asarray(dist.convert("L", MEAN_OF_CHANNELS) if img.mode == "RGB" else dist)
     far = int(dist.max())
@@ -280,15 +300,17 @@ def otsu(hist):
     """Otsu's threshold for a 256-bin histogram: the level maximising the between-class variance."""
     p = hist / hist.sum()
     omega, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
-    return int(np.argmax(np.nan_to_num(between, nan=0.0, posinf=0.0)))
+    spread = omega * (1 - omega)  # 0 where either class is empty: no split there
+    between = np.divide((mu[-1] * omega - mu) ** 2, spread, out=np.zeros(256), where=spread > 0)
+    return int(np.argmax(between))
 
 
 def _main_span(profile, gap):
     """(start, stop) of the run of nonzero ``profile`` entries, bridging gaps up to ``gap``, with the most mass."""
     on = np.flatnonzero(profile)
     cuts = np.flatnonzero(np.diff(on) > gap)
+    if not cuts.size:  # one run, the usual case
+        return int(on[0]), int(on[-1]) + 1
     starts = np.concatenate((on[:1], on[cuts + 1]))
     stops = np.concatenate((on[cuts], on[-1:])) + 1
     cumulative = np.concatenate(([0], np.cumsum(profile)))
@@ -355,7 +377,7 @@ def centred(box):
     h, w = box.shape
     total = box.sum()
     cy, cx = _centre_of_mass(box, total) if total > 0 else ((h - 1) / 2, (w - 1) / 2)
-    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
-    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
+    top = min(max(round(CENTRE - cy), 0), SIDE - h)
+    left = min(max(round(CENTRE - cx), 0), SIDE - w)
     out[top:top + h, left:left + w] = box
     return out

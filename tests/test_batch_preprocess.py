@@ -19,6 +19,8 @@ def test_batch_path_matches_the_per_image_path(mnist_test):
     got = preprocess.to_batch(pictures)
     assert got.shape == (len(pictures), 784) and got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
+    # the same pixels as arrays, as plain greyscale PNGs arrive from libspng
+    np.testing.assert_array_equal(preprocess.to_batch(arrays), expected[:len(arrays)])
 
 
 def test_empty_batch():
