@@ -45,7 +45,9 @@ def to_batch(images):
 
     Images that are already MNIST-like 28x28 greyscale digits (what batch
     clients mostly send) are checked all at once, with the same rules as
-    :func:`already_mnist`; the rest go through :func:`to_mnist` one by one.
+    :func:`already_mnist`; 28x28 greyscale ones that fail the check go
+    straight to :func:`normalised`, and the rest through :func:`to_mnist`,
+    one by one. The result equals :func:`to_mnist` image by image.
     """
     out = np.zeros((len(images), SIDE * SIDE), np.float32)
     plain = [i for i, img in enumerate(images) if _plain(img)]
