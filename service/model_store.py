@@ -94,7 +94,7 @@ class ModelStore:
         self.on_reject = on_reject or (lambda version, reason: None)
         self.current = None
         self.reason = "no model loaded yet"
-        self._failed = {}  # version -> directory signature when it failed
+        self._failed = {}  # version -> (directory signature, reason) when it failed
         self._others = {}  # version -> (directory signature, ServedModel), oldest first
         self._lock = threading.Lock()
         self._poller_pid = None
@@ -117,20 +117,31 @@ class ModelStore:
             return [self.pinned] if self.pinned in versions else []
         return sorted(versions, reverse=True)
 
-    def _try(self, version):
-        path = self.model_dir / str(version)
-        signature = _signature(path)
-        if self._failed.get(version) == signature:
-            return False
-        start = time.perf_counter()
+    def _load(self, version, signature):
+        """``version`` loaded and validated, or None once its failure is logged and remembered.
+
+        A version that failed is not tried again until its files change
+        (``signature``), whether the poller or a request asked for it.
+        Called with the lock held.
+        """
+        failed = self._failed.get(version)
+        if failed is not None and failed[0] == signature:
+            return None
         try:
             model = load(self.model_dir, version)
         except ModelFormatError as exc:
-            self._failed[version] = signature
+            self._failed[version] = (signature, str(exc))
             log.error("skipping %s version %s: %s", self.name, version, exc)
             self.on_reject(version, str(exc))
-            return False
+            return None
         self._failed.pop(version, None)
+        return model
+
+    def _try(self, version):
+        start = time.perf_counter()
+        model = self._load(version, _signature(self.model_dir / str(version)))
+        if model is None:
+            return False
         previous, self.current = self.current, model
         log.info("serving %s version %s (was %s), loaded in %.0f ms", self.name, version,
                  previous.version if previous else "none", 1000 * (time.perf_counter() - start))
@@ -158,15 +169,16 @@ class ModelStore:
         path = self.model_dir / str(version)
         signature = _signature(path)
         cached = self._others.get(version)
-        if cached is not None and cached[0] == signature:
+        if cached is not None and cached[0] == signature:  # without the lock: a scan may hold it
             return cached[1]
         with self._lock:
-            try:
-                model = load(self.model_dir, version)
-            except ModelFormatError as exc:
-                log.error("cannot serve %s version %s on request: %s", self.name, version, exc)
-                reason = str(exc).removeprefix(f"{path}: ")
-                raise VersionUnavailable(f"version {version} of {self.name!r} failed validation: {reason}") from None
+            cached = self._others.get(version)  # another request may have loaded it meanwhile
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+            model = self._load(version, signature)
+            if model is None:
+                reason = self._failed[version][1].removeprefix(f"{path}: ")
+                raise VersionUnavailable(f"version {version} of {self.name!r} failed validation: {reason}")
             self._others.pop(version, None)
             self._others[version] = (signature, model)
             while len(self._others) > OTHER_VERSIONS_CACHED:

@@ -94,6 +94,30 @@ def test_a_failed_version_is_not_retried_until_its_files_change(models_dir, monk
     assert store.refresh().version == 2
 
 
+def test_a_broken_version_asked_for_by_requests_is_loaded_once(models_dir, monkeypatch):
+    """Requests naming a broken older version, and the poller, share one memory of the failure."""
+    from service.model_store import VersionUnavailable
+
+    rejected = []
+    store = store_for(models_dir, on_reject=lambda version, reason: rejected.append(version))
+    broken = write_version(models_dir)
+    (broken / "model.npz").write_bytes(b"not a zip")
+    write_version(models_dir, tiny_network(seed=3))
+    store.refresh()
+    assert store.current.version == 3 and rejected == []  # newest first: version 2 was never needed
+    calls = []
+    import service.model_store as ms
+
+    real_load = ms.load
+    monkeypatch.setattr(ms, "load", lambda *a: calls.append(a[1]) or real_load(*a))
+    for _ in range(3):
+        with pytest.raises(VersionUnavailable, match="version 2 of 'mnist' failed validation: model.npz"):
+            store.version(2)
+    assert calls == [2] and rejected == [2]  # one load, one rejection counted
+    assert store.version(1).version == 1 and store.version(1) is store.version(1)  # loaded once, then cached
+    assert calls == [2, 1]
+
+
 def test_swap_replaces_a_single_reference_and_reports_it(models_dir):
     swaps = []
     store = store_for(models_dir, on_swap=lambda previous, model: swaps.append((previous, model)))
