@@ -129,44 +129,38 @@ def wrk(url, body, headers, concurrency, duration, workdir):
     return json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
 
 
+STAGES = ("parse", "decode", "preprocess", "forward", "json")
+
+
 def stage_times(model, payload, headers, n_images, repeat):
-    """Median milliseconds per request for each stage, in this process, through the service's own functions."""
+    """Median milliseconds per request for each stage, in this process, through the service's own functions.
+
+    A V2 request has no decode or preprocess stage: its "parse" is reading the
+    tensor out of the JSON (or binary) body.
+    """
     if payload.startswith(b"{"):
         json_length = int(headers.rpartition(": ")[2]) if "Inference-Header" in headers else len(payload)
-        return v2_stage_times(model, payload, json_length, repeat)
-    boundary = headers.partition("boundary=")[2].encode()
-    stages = {"parse": [], "decode": [], "preprocess": [], "forward": [], "json": []}
+        body, binary = payload[:json_length], payload[json_length:]
+        outputs = tensors.parse_request(body, n_images, binary).outputs  # as asked: JSON or binary
+        steps = [("parse", lambda _: tensors.parse_request(body, n_images, binary).x),
+                 ("forward", model.predict),
+                 ("json", lambda p: tensors.encode_response(model, "bench", outputs, p, p.argmax(axis=1)))]
+    else:
+        boundary = headers.partition("boundary=")[2].encode()
+        steps = [("parse", lambda _: [c for _, c in uploads.split_multipart(payload, boundary)] if boundary
+                  else [payload]),
+                 ("decode", lambda blobs: predict.decode_all(blobs, 40_000_000)),
+                 ("preprocess", preprocess.to_batch),
+                 ("forward", model.predict),
+                 ("json", lambda p: predict.encode_predictions(model, p, p.argmax(axis=1)))]
+    times = {name: [] for name in STAGES}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        blobs = [content for _, content in uploads.split_multipart(payload, boundary)] if boundary else [payload]
-        t1 = time.perf_counter()
-        images = predict.decode_all(blobs, 40_000_000)
-        t2 = time.perf_counter()
-        x = preprocess.to_batch(images)
-        t3 = time.perf_counter()
-        p = model.predict(x)
-        t4 = time.perf_counter()
-        predict.encode_predictions(model, p, p.argmax(axis=1))
-        t5 = time.perf_counter()
-        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-            stages[key].append(dt * 1e3)
-    return {k: float(np.median(v)) for k, v in stages.items()}
-
-
-def v2_stage_times(model, body, json_length, repeat):
-    """The same for a V2 request: "parse" is reading the tensor out of the JSON (or binary) body."""
-    stages = {"parse": [], "decode": [], "preprocess": [], "forward": [], "json": []}
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        req = tensors.parse_request(body[:json_length], 64, body[json_length:])
-        t1 = time.perf_counter()
-        p = model.predict(req.x)
-        t2 = time.perf_counter()
-        tensors.encode_response(model, "bench", req.outputs, p, p.argmax(axis=1))
-        t3 = time.perf_counter()
-        for key, dt in zip(stages, (t1 - t0, 0.0, 0.0, t2 - t1, t3 - t2)):
-            stages[key].append(dt * 1e3)
-    return {k: float(np.median(v)) for k, v in stages.items()}
+        value = None
+        for name, step in steps:
+            start = time.perf_counter()
+            value = step(value)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: float(np.median(v)) if v else 0.0 for name, v in times.items()}
 
 
 def worker_rss_mb(master_pid):
@@ -263,7 +257,7 @@ def report_in_process(results):
     for name, (body, headers, n) in payloads().items():
         s = stage_times(model, body, headers, n, repeat=200 if n == 1 else 30)
         results["stages_ms"][name] = s
-        print(f"{name:<20}" + "".join(f"{s[k]:>9.3f}" for k in ("parse", "decode", "preprocess", "forward", "json")))
+        print(f"{name:<20}" + "".join(f"{s[k]:>9.3f}" for k in STAGES))
 
 
 if __name__ == "__main__":
