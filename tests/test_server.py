@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.client import Client, ServiceError
 from tests.conftest import png, tiny_network, write_version
 from tests.live_server import LiveServer
+from tests.test_uploads import form
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +103,7 @@ def test_corrupt_version_is_skipped_while_serving(server, models_dir):
 def test_sigterm_lets_in_flight_requests_finish(models_dir, tmp_path):
     big = png(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8))
     boundary = "inflight"
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{i}.png\"\r\n"
-                    f"Content-Type: image/png\r\n\r\n".encode() + big + b"\r\n" for i in range(16))
-    body += f"--{boundary}--\r\n".encode()
+    body = form([("image", (f"{i}.png", big)) for i in range(16)], boundary)
     with LiveServer(models_dir, tmp_path, max_batch_images=64, max_upload_bytes=100_000_000) as live:
         results, sent = [], [threading.Event(), threading.Event()]
 
