@@ -11,7 +11,7 @@ mouse events as soon as the page has loaded, and reads the page's own clock:
 - ``loaded``: navigation start to the load event;
 - ``answer``: last pointerup to the digit on screen (150 ms of it is the page's
   debounce, which waits for a possible next stroke);
-- ``first prediction``: navigation start to the digit on screen, less the time
+- ``first_prediction``: navigation start to the digit on screen, less the time
   the mouse spent drawing (a person would take longer; that is not the page's).
 """
 import argparse
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.live_server import LiveServer  # noqa: E402
-from tests.test_browser import ARGS, CHROMIUM, DESKTOP, DIGITS, count, settled, stroke  # noqa: E402
+from tests.test_browser import ARGS, CHROMIUM, DESKTOP, first_prediction  # noqa: E402
 
 
 def one_run(browser, url):
@@ -36,19 +36,11 @@ def one_run(browser, url):
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
-    now = "() => performance.now()"
-    before, drawing_from = count(page), page.evaluate(now)
-    for points in DIGITS[1]:
-        stroke(page, points)
-    drawn_at = page.evaluate(now)
-    shown = settled(page, before)
-    first, loaded = page.evaluate(
-        "() => [window.firstPredictionMs, performance.getEntriesByType('navigation')[0].loadEventEnd]")
+    shown, ms = first_prediction(page)
     context.close()
     if errors or shown["digit"] != "1":
         raise RuntimeError(f"the page showed {shown['digit']!r}, errors: {errors}")
-    return {"first prediction": first - (drawn_at - drawing_from), "loaded": loaded, "answer": first - drawn_at,
-            "drawing": drawn_at - drawing_from}
+    return ms
 
 
 def main():
@@ -66,7 +58,7 @@ def main():
         runs = [one_run(browser, server.url + "/") for _ in range(args.runs)]
         browser.close()
     print(f"\n{args.runs} cold page loads, ms{'':<14}{'median':>8}{'p90':>8}{'max':>8}")
-    for key in ("first prediction", "loaded", "answer", "drawing"):
+    for key in ("first_prediction", "loaded", "answer", "drawing"):
         v = np.array([r[key] for r in runs])
         print(f"{key:<32}{np.median(v):>8.0f}{np.percentile(v, 90):>8.0f}{v.max():>8.0f}")
 
