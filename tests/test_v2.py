@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import tiny_network, write_version
+from tests.conftest import tiny_network, write_version
 from service import create_app
 
 INFER = "/v2/models/mnist/infer"
