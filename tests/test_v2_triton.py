@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import COMMITTED_MODEL
-from live_server import LiveServer
+from tests.live_server import LiveServer
 
 httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is in the test extra")
 from tritonclient.utils import InferenceServerException  # noqa: E402
