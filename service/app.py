@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from flask import Flask, g, request
 
-from service import errors, health, logs, page, predict, v2
+from service import body, errors, health, logs, page, predict, security, v2
 from service.config import Config
 from service.metrics import Metrics
 from service.model_store import ModelStore
@@ -14,7 +14,7 @@ def create_app(config=None):
     """Build the app. ``config``: a :class:`Config`, a dict of overrides, or None (environment)."""
     if not isinstance(config, Config):
         config = Config.from_env(**(config or {}))
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the page is served at / only, with its CSP
     # Werkzeug's own form limits (500 kB text fields, 1,000 parts) would answer a
     # surprise 413 below MAX_UPLOAD_BYTES: tie them to the service's limits instead.
     app.config.update(SERVICE=config, MAX_CONTENT_LENGTH=config.max_upload_bytes,
@@ -29,7 +29,8 @@ def create_app(config=None):
                        interval=config.reload_interval,
                        on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()),
                        on_reject=lambda version, reason: metrics.reloads.labels("failure").inc())
-    app.extensions["mnist"] = SimpleNamespace(config=config, store=store, metrics=metrics)
+    app.extensions["mnist"] = SimpleNamespace(config=config, store=store, metrics=metrics,
+                                              pending=body.PendingBytes(config.max_pending_bytes))
     store.refresh()
     store.ensure_polling()
 
@@ -39,6 +40,8 @@ def create_app(config=None):
     app.register_blueprint(v2.bp)
     app.register_blueprint(page.bp)
     _instrument(app, metrics, config.access_log)
+    security.init_app(app)  # after the request ID and timer start, before any body is read
+    body.init_app(app)
     return app
 
 

@@ -6,6 +6,7 @@ keyword overrides on top. A malformed value stops start-up with a message that
 names the variable, instead of surfacing as a 500 later.
 """
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -32,7 +33,11 @@ class Config:
     model_version: str = "latest"        # "latest" or a version number to pin
     reload_interval: float = 5.0         # seconds between scans of the models dir; 0 = never
     max_upload_bytes: int = 10 * 2**20   # whole request body
-    max_image_pixels: int = 40_000_000   # per decoded image (width x height)
+    max_image_pixels: int = 16_777_216   # per decoded image (width x height; JPEGs as decoded, at reduced scale)
+    max_request_pixels: int = 67_108_864  # summed over a request's images, checked before any is decoded
+    # request bodies a worker holds at once, received or arriving; past it uploads get 503.
+    # 0 = the larger of 64 MiB and MAX_UPLOAD_BYTES
+    max_pending_bytes: int = 0
     max_batch_images: int = 64           # images per /predict request
     api_key: str = ""                    # empty = /predict is open
     log_level: str = "INFO"
@@ -48,11 +53,18 @@ class Config:
         if self.models_dir is None:
             object.__setattr__(self, "models_dir", default_models_dir())
         object.__setattr__(self, "models_dir", Path(self.models_dir))
-        if self.model_version != "latest" and not str(self.model_version).isdigit():
+        if self.model_version != "latest" and not re.fullmatch(r"[1-9][0-9]{0,17}", str(self.model_version)):
             raise ConfigError(f"MODEL_VERSION must be 'latest' or a positive integer, got {self.model_version!r}")
-        for name in ("max_upload_bytes", "max_image_pixels", "max_batch_images", "port", "workers"):
+        if self.max_pending_bytes == 0:
+            object.__setattr__(self, "max_pending_bytes", max(64 * 2**20, self.max_upload_bytes))
+        for name in ("max_upload_bytes", "max_image_pixels", "max_request_pixels", "max_pending_bytes",
+                     "max_batch_images", "port", "workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
+
+        if self.max_pending_bytes < self.max_upload_bytes:
+            raise ConfigError("MAX_PENDING_BYTES must be at least MAX_UPLOAD_BYTES, or no full-size upload "
+                              "could ever be received")
 
     @property
     def pinned_version(self):

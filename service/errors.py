@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 # Werkzeug's status -> our code, for errors Flask raises before a view runs.
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-              413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+              408: "request_timeout", 413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
+              429: "too_many_requests", 431: "headers_too_large"}
 HTTP_MESSAGES = {404: "no such endpoint", 405: "method not allowed for this endpoint",
                  413: "request body too large"}
 

@@ -57,26 +57,22 @@ _cfg = Config.from_env()
 
 bind = [f"{_cfg.host}:{_cfg.port}"]
 workers = _cfg.workers
-# gthread keeps client connections alive (sync workers close each one), so a
-# busy client does not pay a TCP handshake per prediction. Two threads let a
-# slow upload overlap another request's NumPy work; more only queue on the GIL.
-# Measured with wrk at 8 connections, 28x28 PNGs: 1 thread 1,700-1,970 req/s
-# (p99 8-9 ms), 2 threads 1,940-2,000 (p99 10-11 ms), 4 threads 1,020-1,150
-# (p99 22 ms), sync workers 1,920-1,970 (p99 11.5 ms).
-worker_class = "gthread"
-threads = 2
-keepalive = 5                 # seconds an idle keep-alive connection stays open
+# A gevent worker (service.worker.Worker): a connection waiting for a slow or
+# silent client costs a greenlet, not a thread, so clients that trickle bytes
+# cannot hold the workers; the worker's docstring and docs/reliability.md say
+# more. CPU work still runs one request at a time per process, as with sync
+# workers, and keep-alive saves clients a handshake per prediction.
+worker_class = "service.worker.Worker"
+worker_connections = 1000     # open connections per worker; each idle one costs a few kB
+keepalive = 5                 # seconds an idle keep-alive connection stays open, and the
+                              # deadline for a request's head to arrive
 # Requests a client may send on one connection before it is asked to reconnect
 # (nginx's keepalive_requests). Workers accept connections in a race, and a
 # client that opens its pool at once can land every connection on one worker
-# and keep it there, leaving the other core idle (seen: V2 batches at half
-# speed). Reconnecting every 100 requests lets an idle worker win the next
-# accept, so load evens out within seconds, for 1% more handshakes.
+# and keep it there, leaving the other core idle. Reconnecting every 100
+# requests lets an idle worker win the next accept, so load evens out within
+# seconds, for 1% more handshakes.
 _KEEPALIVE_REQUESTS = 100
-# ... and sooner, after 10, while requests queue in the worker for a thread:
-# under load a connection then moves within a second or two, at the cost of a
-# handshake per ten requests.
-_BUSY_KEEPALIVE_REQUESTS = 10
 timeout = 30                  # a worker silent this long is killed and replaced
 graceful_timeout = 25         # SIGTERM: finish in-flight requests for up to this long
 # Model loading stays in the workers (no preload): each loads, validates and
@@ -91,27 +87,28 @@ errorlog = "-"
 loglevel = _cfg.log_level.lower()
 logger_class = "service.gunicorn_logging.JsonLogger"
 forwarded_allow_ips = "127.0.0.1"
+# gunicorn 27's control socket (for gunicornc) would live in ~/.gunicorn, which a
+# read-only container cannot create; nothing here uses it.
+control_socket_disable = True
 
 
 def on_starting(server):
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path, exist_ok=True)
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:  # the workers find out too, and keep their metrics in memory
+        server.log.error("cannot prepare the metrics directory: %s", os.strerror(exc.errno or 0))
 
 
 def pre_request(worker, req):
-    n = req.req_number  # requests so far on this connection
-    if n >= _KEEPALIVE_REQUESTS or (n >= _BUSY_KEEPALIVE_REQUESTS and _backlogged(worker)):
+    if req.req_number >= _KEEPALIVE_REQUESTS:  # requests so far on this connection
         req.must_close = True  # answered with "Connection: close"; the client reconnects
-
-
-def _backlogged(worker):
-    """True while requests wait in this worker for a free thread: its connections had better
-    reconnect, so that their next request can be accepted by a worker with time for it."""
-    queue = getattr(getattr(worker, "tpool", None), "_work_queue", None)  # gthread's thread pool
-    return queue is not None and queue.qsize() > 0
 
 
 def child_exit(server, worker):
     # keep the dead worker's counters (they are history), drop its live gauges
-    multiprocess.mark_process_dead(worker.pid)
+    try:
+        multiprocess.mark_process_dead(worker.pid)
+    except OSError:  # a read-only metrics directory: there was nothing to drop
+        pass

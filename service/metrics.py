@@ -6,12 +6,25 @@ in that directory, and a scrape of any worker merges all of them, including
 the counts of workers that have exited. Without it (tests, the debug server)
 the metrics live in this process's registry.
 
+Metrics must never cost a prediction. The sample files are memory-mapped, and
+a page that cannot be backed (a full tmpfs) kills the process with SIGBUS at
+its first write, so each worker allocates its files whole before using them.
+Where that fails (a full, read-only or missing directory), the worker keeps
+its metrics in its own memory instead: /metrics then shows only the answering
+worker's counts, the log says so once, and /health's ``metrics`` field says
+``degraded``.
+
 Label values come only from route templates, a fixed set of methods, status
 codes, error codes defined in this package and the configured model name, so
 client input can never create new series.
 """
+import logging
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import disable_created_metrics, multiprocess
+from prometheus_client import disable_created_metrics, multiprocess, values
+
+log = logging.getLogger(__name__)
 
 # *_created series double the output and no dashboard here uses them.
 disable_created_metrics()
@@ -19,13 +32,42 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
+# prometheus_client's per-process sample files (counter_<pid>.db, ...) and the
+# size each is given up front: the label sets here are bounded (route templates,
+# methods, statuses, codes) and need a few hundred kB at most.
+SAMPLE_FILES = ("counter", "histogram", "gauge_livemax")
+SAMPLE_FILE_BYTES = 1 << 20
+
+
+def reserve_sample_files(directory, pid=None):
+    """Allocate this process's sample files in ``directory``; None, or why it cannot be used."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        for prefix in SAMPLE_FILES:
+            fd = os.open(os.path.join(directory, f"{prefix}_{pid}.db"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < SAMPLE_FILE_BYTES:
+                    os.posix_fallocate(fd, 0, SAMPLE_FILE_BYTES)  # real blocks, or ENOSPC now
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return None
 
 
 class Metrics:
     """The service's metrics; one instance per app, kept in ``app.extensions``."""
 
     def __init__(self, multiproc_dir=""):
-        self.multiproc_dir = multiproc_dir
+        self.multiproc_dir, self.degraded = multiproc_dir, None
+        if multiproc_dir:
+            reason = reserve_sample_files(multiproc_dir)
+            if reason is not None:
+                log.error("metrics directory unusable (%s): this worker keeps its metrics in memory, "
+                          "and /metrics shows only the worker that answers", reason)
+                # every metric created from here on, in this process, keeps its value in memory
+                values.ValueClass = values.MutexValue
+                self.multiproc_dir, self.degraded = "", f"per-worker only: metrics directory unusable ({reason})"
         self.registry = r = CollectorRegistry()
         self.requests = Counter("mnist_http_requests", "HTTP requests by route template, method and status.",
                                 ["route", "method", "status"], registry=r)

@@ -7,15 +7,9 @@ from flask import Blueprint, Response, current_app, request
 
 from service import preprocess
 from service.errors import ApiError
-from service.security import require_api_key
 from service.uploads import image_blobs
 
 bp = Blueprint("predict", __name__)
-
-
-@bp.before_request
-def authorise():
-    require_api_key(current_app.config["SERVICE"].api_key, request.headers)
 
 
 def serving_model():

@@ -52,8 +52,9 @@ def parse_request(body, max_batch, binary=b""):
     # returned is alive, and an error's traceback can keep one alive.
     try:
         doc = simdjson.Parser().parse(body)
-    except ValueError:
-        raise bad("the request body is not valid JSON (or holds a number out of range)", "invalid_json") from None
+    except (ValueError, RuntimeError):  # RuntimeError: integers beyond 64 bits, nesting beyond 1,024 levels
+        raise bad("the request body is not valid JSON, nests deeper than 1,024 levels or holds a number "
+                  "out of range", "invalid_json") from None
     if not isinstance(doc, simdjson.Object):
         raise bad("the request body must be a JSON object", "invalid_json")
     request_id = doc.get("id")
@@ -66,6 +67,18 @@ def parse_request(body, max_batch, binary=b""):
     binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     x = _pixels(inputs[0], max_batch, binary)
     return InferRequest(request_id, x, _requested(outputs, binary_default))
+
+
+def shown(value, limit=40):
+    """A client's JSON value as an error message may quote it: short, and never a repr of our objects."""
+    if isinstance(value, list) and len(value) <= 4 and all(type(v) is int for v in value):
+        return repr(value)  # a shape
+    if isinstance(value, (simdjson.Array, list)):
+        return "a list"
+    if isinstance(value, (simdjson.Object, dict)):
+        return "an object"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _plain(value):
@@ -83,7 +96,7 @@ def _requested(outputs, binary_default):
     names = tuple(o.get("name") for o in outputs)
     unknown = [n for n in names if n not in OUTPUTS]
     if unknown:
-        raise bad(f"unknown output {unknown[0]!r}; this model has {', '.join(OUTPUTS)}", "unknown_output")
+        raise bad(f"unknown output {shown(unknown[0])}; this model has {', '.join(OUTPUTS)}", "unknown_output")
     return tuple((o["name"], _binary_asked(o, binary_default)) for o in outputs)
 
 
@@ -97,10 +110,10 @@ def _binary_asked(output, default):
 def _pixels(tensor, max_batch, binary):
     """The ``image`` input tensor (and the binary bytes after the JSON) -> ``(n, 784)`` float32 in [0, 1]."""
     if tensor.get("name") != INPUT:
-        raise bad(f"unknown input {tensor.get('name')!r}; this model takes one input, '{INPUT}'", "unknown_input")
+        raise bad(f"unknown input {shown(tensor.get('name'))}; this model takes one input, '{INPUT}'", "unknown_input")
     datatype = tensor.get("datatype")
     if datatype not in FLOAT_TYPES + PIXEL_TYPES:
-        raise bad(f"datatype {datatype!r} not accepted; send FP32 (pixels in [0, 1]) or UINT8 (0-255)",
+        raise bad(f"datatype {shown(datatype)} not accepted; send FP32 (pixels in [0, 1]) or UINT8 (0-255)",
                   "invalid_datatype")
     shape = _shape(tensor.get("shape"), max_batch)
     values = _values(tensor, datatype, shape, binary)
@@ -131,7 +144,8 @@ def _shape(shape, max_batch):
     shape = shape.as_list() if isinstance(shape, simdjson.Array) else shape
     if (not isinstance(shape, list) or not all(type(d) is int for d in shape)
             or tuple(shape[1:]) not in SHAPES or shape[0] < 1):
-        raise bad(f"shape must be [n, 784] or [n, 28, 28] with n >= 1, got {shape!r}", "invalid_shape")
+        raise bad(f"shape must be [n, 784] or [n, 28, 28] with n >= 1, got {shown(shape)}",
+                  "invalid_shape")
     if shape[0] > max_batch:
         raise ApiError(413, "too_many_images", f"at most {max_batch} images per request, got {shape[0]}")
     return shape
@@ -149,6 +163,8 @@ def _numbers(data, shape, integers):
         values = np.frombuffer(data.as_buffer(of_type="i" if integers else "d"), np.int64 if integers else np.float64)
     except TypeError:
         raise bad("'data' must hold only integers" if integers else "'data' must hold only numbers") from None
+    except ValueError:  # an integer beyond int64 where integers were asked for
+        raise bad("'data' holds a number out of range") from None
     if not nested and len(data) != values.size:
         raise bad("'data' mixes numbers and lists; send it flat or nested exactly as 'shape'", "invalid_shape")
     if values.size != expected:

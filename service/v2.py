@@ -13,8 +13,10 @@ Without a version, a request goes to the serving model (the one /health
 reports); with one, to that version if it is still on disk. Errors keep the
 service's shape, ``{"error", "code"}``, whose ``error`` is what the protocol
 asks for. The API key, limits, request IDs and metrics apply as on /predict;
-probes and server metadata stay open.
+probes and server metadata stay open (:mod:`service.security`).
 """
+import re
+
 from flask import Blueprint, Response, current_app, g, request
 
 import trainer
@@ -22,22 +24,15 @@ from service import binary_tensors, tensors
 from service.errors import ApiError
 from service.model_store import VersionUnavailable
 from service.predict import classify, serving_model
-from service.security import require_api_key
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
 SERVER_NAME = "mnist-serving"
 PLATFORM = "numpy_mlp"
 INPUTS = [{"name": tensors.INPUT, "datatype": "FP32", "shape": [-1, 784]}]
+VERSION = re.compile(r"[1-9][0-9]{0,17}")  # ASCII digits only: str.isdigit() also takes "²"
 OUTPUTS = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
            {"name": "label", "datatype": "INT64", "shape": [-1]}]
-OPEN_ENDPOINTS = {"v2.server_metadata", "v2.live", "v2.ready", "v2.model_ready"}
-
-
-@bp.before_request
-def authorise():
-    if request.endpoint not in OPEN_ENDPOINTS:
-        require_api_key(current_app.config["SERVICE"].api_key, request.headers)
 
 
 @bp.get("")
@@ -65,8 +60,8 @@ def model_at(name, version):
         raise ApiError(404, "model_not_found", f"unknown model {name!r}; this service serves {store.name!r}")
     if version is None:
         return serving_model()
-    if not version.isdigit() or int(version) < 1:
-        raise ApiError(404, "version_not_found", f"version must be a positive integer, got {version!r}")
+    if not VERSION.fullmatch(version):
+        raise ApiError(404, "version_not_found", "version must be a positive integer")
     try:
         return store.version(int(version))
     except VersionUnavailable as exc:

@@ -137,7 +137,7 @@ def test_older_version_is_served_when_asked_for(models_dir):
     ("/v2/models/other/infer", "model_not_found", "unknown model 'other'"),
     ("/v2/models/mnist/versions/7", "version_not_found", "no version 7 of 'mnist'; versions on disk: 1"),
     ("/v2/models/mnist/versions/7/infer", "version_not_found", "no version 7"),
-    ("/v2/models/mnist/versions/0/ready", "version_not_found", "version must be a positive integer, got '0'"),
+    ("/v2/models/mnist/versions/0/ready", "version_not_found", "version must be a positive integer"),
     ("/v2/models/mnist/versions/latest", "version_not_found", "positive integer"),
     ("/v2/nothing", "not_found", "no such endpoint"),
 ])
@@ -298,7 +298,7 @@ def test_json_outputs_of_a_binary_request_are_plain_json(client):
 
 
 @pytest.mark.parametrize("mangle, message", [
-    (lambda b, h: (b, {"Inference-Header-Content-Length": "abc"}), "must be the length of the JSON"),
+    (lambda b, h: (b, {"Inference-Header-Content-Length": "abc"}), "must be the length in bytes of the JSON"),
     (lambda b, h: (b, {"Inference-Header-Content-Length": str(len(b) + 1)}), "must be the length"),
     (lambda b, h: (b + b"\0", h), "binary_data_size must be the 785 bytes"),
     (lambda b, h: (b[:-1], h), "binary_data_size must be the 783 bytes"),
@@ -338,6 +338,7 @@ def test_api_key_protects_inference_and_metadata_not_probes(config):
     for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/mnist/ready"):
         assert client.get(path).status_code == 200, path
     assert client.get("/v2/models/mnist").status_code == 401
+    assert client.get("/v2/models/mnist/versions/1/ready").status_code == 401  # may load a version from disk
     r = infer(client, tensor())
     assert r.status_code == 401 and r.get_json()["code"] == "unauthorized"
     ok = client.post(INFER, data=json.dumps({"inputs": [tensor()]}), headers={"Authorization": "Bearer s3cret"})

@@ -1,0 +1,101 @@
+"""Receiving request bodies: within the size limit, in bounded time, within a memory budget.
+
+Every POST body is read here once, before the view runs, and handed on as an
+in-memory stream, so the views, Werkzeug's form parser and the V2 parser all
+see a complete body and none of them meets the network. Here the body:
+
+- must fit MAX_UPLOAD_BYTES whether it comes with a Content-Length or chunked
+  (413, never silently cut short);
+- must arrive within BODY_DEADLINE seconds in all, each read waiting at most
+  the worker's read timeout (408 otherwise): a client that trickles a byte a
+  second holds a connection for a minute at most;
+- must be well framed (a malformed chunk is a 400, not an exception);
+- must fit the worker's budget of bytes held for bodies being received,
+  MAX_PENDING_BYTES, which bounds what slow uploads can make a worker hold
+  (503 ``overloaded`` with Retry-After when full, at once).
+"""
+import io
+import time
+
+from flask import current_app, g, request
+
+from service.errors import ApiError
+
+BODY_DEADLINE = 60.0  # seconds for a whole body to arrive
+CHUNK = 1 << 16
+
+
+class PendingBytes:
+    """The bytes a worker has promised to hold for bodies being received.
+
+    gevent switches greenlets only while one waits for the network, never
+    between the check and the update below, so no lock is needed.
+    """
+
+    def __init__(self, budget):
+        self.budget, self.held = budget, 0
+
+    def reserve(self, n):
+        if self.held + n > self.budget:
+            return False
+        self.held += n
+        return True
+
+    def release(self, n):
+        self.held -= n
+
+
+def init_app(app):
+    app.before_request(receive)
+    app.teardown_request(_release)
+
+
+def receive():
+    """Read a POST body into memory and put it back as the request's input stream."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    cfg = current_app.config["SERVICE"]
+    length, chunked = request.content_length, request.environ.get("wsgi.input_terminated", False)
+    if length is not None and length > cfg.max_upload_bytes:
+        raise ApiError(413, "payload_too_large",
+                       f"request body larger than {cfg.max_upload_bytes} bytes (MAX_UPLOAD_BYTES)")
+    promise = cfg.max_upload_bytes if length is None else length
+    if promise and not current_app.extensions["mnist"].pending.reserve(promise):
+        raise ApiError(503, "overloaded", "too many uploads in progress; retry shortly", {"Retry-After": "1"})
+    g.pending_bytes = promise
+    body = _read(request.environ["wsgi.input"], length if length is not None else (None if chunked else 0),
+                 cfg.max_upload_bytes)
+    request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                            "wsgi.input_terminated": False})
+
+
+def _read(stream, length, limit):
+    """``length`` bytes of ``stream`` (None: until it ends), refusing more than ``limit``."""
+    deadline, parts, size = time.monotonic() + BODY_DEADLINE, [], 0
+    want = limit + 1 if length is None else length
+    try:
+        while size < want:
+            part = stream.read(min(CHUNK, want - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+            if time.monotonic() > deadline:
+                raise ApiError(408, "request_timeout", f"the body did not arrive within {BODY_DEADLINE:.0f} s")
+    except ApiError:
+        raise
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "the client stopped sending the body") from None
+    except Exception:  # gunicorn's chunk errors, a connection that closed early
+        raise ApiError(400, "bad_request", "the request body is malformed or ended early") from None
+    if size > limit:
+        raise ApiError(413, "payload_too_large", f"request body larger than {limit} bytes (MAX_UPLOAD_BYTES)")
+    if length is not None and size < length:
+        raise ApiError(400, "bad_request", "the request body ended before its Content-Length")
+    return b"".join(parts)
+
+
+def _release(exc=None):
+    promised = g.pop("pending_bytes", 0)
+    if promised:
+        current_app.extensions["mnist"].pending.release(promised)

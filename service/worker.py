@@ -1,0 +1,78 @@
+"""The gunicorn worker class: gevent's, with read deadlines and the service's JSON errors.
+
+Why gevent: a gthread worker gives each connection a thread for as long as
+its request takes to arrive, so a handful of clients that send slowly (or not
+at all) hold every thread and the service stops answering. Here every
+connection is a greenlet, and one that waits for bytes costs a few kB and no
+thread; the CPU work (decoding, the forward pass) runs exactly as before, one
+request at a time per worker process. Waiting is bounded too:
+
+- the request head must arrive within ``keepalive`` seconds (gunicorn's
+  deadline for the gevent worker), else the connection is closed;
+- a body read waits at most ``READ_TIMEOUT`` seconds for the next bytes, and
+  the whole body must arrive within ``BODY_DEADLINE`` (see :mod:`service.body`).
+
+Errors gunicorn finds before the app runs (a malformed request line, too many
+headers, an unsupported transfer coding) are answered in the service's error
+shape instead of gunicorn's HTML page.
+"""
+import json
+import logging
+from http import HTTPStatus
+
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.ggevent import GeventWorker
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 10.0  # seconds a socket read may wait for the client's next bytes
+
+# gunicorn's parse errors -> (status, code, message). The message is ours: the
+# exception's text quotes the client's bytes back, which has no place in a reply.
+PARSE_ERRORS = (
+    (http_errors.LimitRequestLine, 414, "uri_too_long", "request line too long"),
+    (http_errors.LimitRequestHeaders, 431, "headers_too_large", "too many or too large request headers"),
+    (http_errors.UnsupportedTransferCoding, 400, "bad_request",
+     "unsupported Transfer-Encoding; send the body with Content-Length or chunked"),
+    (http_errors.ExpectationFailed, 417, "expectation_failed", "unsupported Expect header"),
+    (http_errors.ForbiddenProxyRequest, 403, "forbidden", "request forbidden"),
+    ((http_errors.InvalidHeader, http_errors.InvalidHeaderName, http_errors.ObsoleteFolding), 400, "bad_request",
+     "malformed request header"),
+    (http_errors.ParseException, 400, "bad_request", "malformed HTTP request"),
+    (http_errors.NoMoreData, 400, "bad_request", "the request ended early"),
+)
+SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+
+
+def error_response(status, code, message):
+    """The raw bytes of a JSON error response that closes the connection."""
+    body = json.dumps({"error": message, "code": code}, separators=(",", ":")).encode()
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}", "Connection: close", *(f"{k}: {v}" for k, v in SECURITY_HEADERS)]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+
+
+class Worker(GeventWorker):
+    """gunicorn's gevent worker with a socket read timeout and JSON parse errors."""
+
+    def handle(self, listener, client, addr):
+        client.settimeout(READ_TIMEOUT)  # the parent sets blocking mode, which would wait forever
+        super(GeventWorker, self).handle(listener, client, addr)
+
+    def handle_error(self, req, client, addr, exc):
+        for kind, status, code, message in PARSE_ERRORS:
+            if isinstance(exc, kind) and not isinstance(exc, (http_errors.InvalidResponseHeader,
+                                                              http_errors.InvalidResponseHeaderName)):
+                self.log.info("refused a malformed request from %s: %s", (addr or ("?",))[0], type(exc).__name__)
+                break
+        else:
+            if isinstance(exc, TimeoutError):  # the client stopped sending: nobody is listening
+                self.log.debug("closing a connection that stopped sending")
+                return
+            self.log.exception("error handling a request")
+            status, code, message = 500, "internal_error", "internal server error; see the service log"
+        try:
+            util.write_nonblock(client, error_response(status, code, message))
+        except Exception:  # the client may be gone already
+            self.log.debug("could not send the error response")
