@@ -4,8 +4,13 @@ One reference, ``store.current``, points at an immutable :class:`ServedModel`.
 A new version is loaded and checked completely on the side (card, checksum,
 shapes, finite weights, a self-check prediction) and only then swapped in with
 a single assignment, so a request sees either the old model or the new one,
-never a mix and never a half-loaded one. A version that fails is logged,
-remembered and skipped until its files change; the current model keeps serving.
+never a mix and never a half-loaded one. A version that fails, for any
+reason at all, is logged once, counted, remembered (``store.rejected``, shown
+by /health) and skipped until its files change; the current model keeps
+serving, and a newer or older valid version is still found. A version whose
+directory or files are links leading out of the store is refused.
+
+Reasons kept for clients name versions, never filesystem paths; the log has both.
 """
 import datetime
 import logging
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.model_io import ModelFormatError, list_versions, load_version
+from trainer.model_io import CARD, WEIGHTS, ModelFormatError, forward, list_versions, load_verified
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +41,11 @@ class ServedModel:
     card: dict
     loaded_at: str
     path: Path
+    probe_checked: bool = False
 
     def predict(self, x):
         """``x: (n, 784)`` float32 in [0, 1] -> ``(n, 10)`` probabilities (rows sum to 1)."""
-        inp = self.card.get("input", {})
-        if inp.get("mean", 0.0) or inp.get("std", 1.0) != 1.0:
-            x = (x - inp.get("mean", 0.0)) / inp.get("std", 1.0)
-        out = self.network.forward(x)
+        out = forward(self.network, self.card, x)
         if self.network.layers[-1].describe() != {"type": "activation", "name": "softmax"}:
             out = np.exp(out - out.max(axis=1, keepdims=True))  # scores -> probabilities
             out /= out.sum(axis=1, keepdims=True)
@@ -50,20 +53,31 @@ class ServedModel:
 
     def describe(self):
         return {"name": self.name, "version": str(self.version), "loaded_at": self.loaded_at,
-                "test_accuracy": self.card.get("metrics", {}).get("test_accuracy")}
+                "test_accuracy": self.card.get("metrics", {}).get("test_accuracy"),
+                "probe_checked": self.probe_checked}
 
 
 def load(model_dir, version):
     """Load and validate one version; raises ModelFormatError with a one-line reason."""
     path = Path(model_dir) / str(version)
-    network, card = load_version(path)
-    if card["architecture"].get("input_size") != 784 or card["architecture"].get("output_size") != 10:
-        raise ModelFormatError(f"{path}: expects {card['architecture'].get('input_size')} inputs and "
-                               f"{card['architecture'].get('output_size')} outputs, not 784 and 10")
+    inside_store(Path(model_dir), path)
+    network, card, probe_checked = load_verified(path)
+    if card["architecture"]["input_size"] != 784 or card["architecture"]["output_size"] != 10:
+        raise ModelFormatError(f"expects {card['architecture']['input_size']} inputs and "
+                               f"{card['architecture']['output_size']} outputs, not 784 and 10")
     model = ServedModel(Path(model_dir).name, int(version), network, card,
-                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), path)
+                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), path,
+                        probe_checked)
     self_check(model)
     return model
+
+
+def inside_store(model_dir, path):
+    """Refuse a version whose directory or files resolve outside ``model_dir`` (links out of the store)."""
+    root = model_dir.resolve()
+    for target in (path, path / CARD, path / WEIGHTS):
+        if not target.resolve().is_relative_to(root):
+            raise ModelFormatError(f"{target.relative_to(model_dir)} links outside the model store")
 
 
 def self_check(model):
@@ -73,7 +87,7 @@ def self_check(model):
     with np.errstate(all="ignore"):  # overflow is judged below, not warned about
         p = model.predict(x)
     if p.shape != (2, 10) or not np.isfinite(p).all() or not np.allclose(p.sum(axis=1), 1, atol=1e-3):
-        raise ModelFormatError(f"{model.path}: self-check failed (output shape {p.shape}, not valid probabilities)")
+        raise ModelFormatError(f"self-check failed (output shape {p.shape}, not valid probabilities)")
 
 
 def _signature(path):
@@ -94,7 +108,7 @@ class ModelStore:
         self.on_reject = on_reject or (lambda version, reason: None)
         self.current = None
         self.reason = "no model loaded yet"
-        self._failed = {}  # version -> (directory signature, reason) when it failed
+        self._failed = {}  # version -> (directory signature, reason) when it failed; read by /health
         self._others = {}  # version -> (directory signature, ServedModel), oldest first
         self._lock = threading.Lock()
         self._poller_pid = None
@@ -108,7 +122,10 @@ class ModelStore:
                 if self._try(version):
                     break
             if self.current is None:
-                self.reason = self._no_model_reason()
+                reason = self._no_model_reason()
+                if reason != self.reason:  # once per change, not once per scan
+                    log.error("nothing to serve from %s: %s", self.model_dir, reason)
+                self.reason = reason
             return self.current
 
     def _candidates(self):
@@ -129,10 +146,12 @@ class ModelStore:
             return None
         try:
             model = load(self.model_dir, version)
-        except ModelFormatError as exc:
-            self._failed[version] = (signature, str(exc))
-            log.error("skipping %s version %s: %s", self.name, version, exc)
-            self.on_reject(version, str(exc))
+        except Exception as exc:  # whatever a file did to the loader, this version is refused, nothing more
+            reason = str(exc) if isinstance(exc, ModelFormatError) else f"unreadable ({type(exc).__name__})"
+            self._failed[version] = (signature, reason)
+            log.error("skipping %s version %s (%s): %s", self.name, version, self.model_dir / str(version), reason,
+                      exc_info=not isinstance(exc, ModelFormatError))
+            self.on_reject(version, reason)
             return None
         self._failed.pop(version, None)
         return model
@@ -143,8 +162,10 @@ class ModelStore:
         if model is None:
             return False
         previous, self.current = self.current, model
-        log.info("serving %s version %s (was %s), loaded in %.0f ms", self.name, version,
-                 previous.version if previous else "none", 1000 * (time.perf_counter() - start))
+        log.info("serving %s version %s (was %s), loaded in %.0f ms%s", self.name, version,
+                 previous.version if previous else "none", 1000 * (time.perf_counter() - start),
+                 "" if model.probe_checked else "; it has no probe batch, so its card is not checked against "
+                                                "its outputs (retrain to add one)")
         self.on_swap(previous, model)
         return True
 
@@ -177,8 +198,8 @@ class ModelStore:
                 return cached[1]
             model = self._load(version, signature)
             if model is None:
-                reason = self._failed[version][1].removeprefix(f"{path}: ")
-                raise VersionUnavailable(f"version {version} of {self.name!r} failed validation: {reason}")
+                raise VersionUnavailable(f"version {version} of {self.name!r} failed validation: "
+                                         f"{self._failed[version][1]}")
             self._others.pop(version, None)
             self._others[version] = (signature, model)
             while len(self._others) > OTHER_VERSIONS_CACHED:
@@ -191,12 +212,19 @@ class ModelStore:
             return [self.pinned]
         return list_versions(self.model_dir)
 
+    def rejected(self):
+        """``[{"version", "reason"}, ...]`` for the versions on disk that failed, newest first."""
+        on_disk = set(list_versions(self.model_dir))
+        return [{"version": str(v), "reason": self._failed[v][1]}
+                for v in sorted(self._failed, reverse=True) if v in on_disk]
+
     def _no_model_reason(self):
+        # no path here: a reason is shown to clients (the log line has it)
         if self.pinned is not None and self.pinned not in list_versions(self.model_dir):
-            return f"pinned version {self.pinned} of {self.name!r} not found in {self.model_dir}"
+            return f"pinned version {self.pinned} of {self.name!r} not found in the model store"
         if not list_versions(self.model_dir):
-            return f"no versions of {self.name!r} in {self.model_dir}"
-        return f"no valid version of {self.name!r} in {self.model_dir} (see the logs)"
+            return f"no versions of {self.name!r} in the model store (MODELS_DIR)"
+        return f"no valid version of {self.name!r} in the model store (see /health and the logs)"
 
     def ensure_polling(self):
         """Start this process's poller once; safe to call on every request and after fork."""

@@ -21,8 +21,11 @@ def test_round_trip_predicts_identically(tmp_path):
     assert [layer["type"] for layer in card["architecture"]["layers"]] == [
         "dense", "activation", "dropout", "dense", "activation"]
     with np.load(path / "model.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["W0", "W1", "b0", "b1"]
+        assert sorted(npz.files) == ["W0", "W1", "b0", "b1", "probe_inputs", "probe_outputs"]
         assert npz["W0"].shape == (784, 32) and npz["W0"].dtype == np.float32
+        # the probe batch's outputs are the network's own
+        probe = npz["probe_inputs"].astype(np.float32) / 255
+        assert npz["probe_inputs"].shape == (64, 784) and np.array_equal(npz["probe_outputs"], net.forward(probe))
 
 
 def test_versions_count_up_and_ignore_everything_else(tmp_path):
@@ -62,11 +65,12 @@ def edit_card(path, change):
 
 
 def rewrite_npz(path, **arrays):
-    """Replace arrays in model.npz and fix the card's checksum, so only the content is wrong."""
+    """Replace (or with None, drop) arrays in model.npz and fix the card's checksum, so only the content is wrong."""
     from trainer.model_io import sha256_file
 
     with np.load(path / "model.npz") as npz:
         data = {**{k: npz[k] for k in npz.files}, **arrays}
+    data = {k: v for k, v in data.items() if v is not None}
     np.savez(path / "model.npz", **data)
     edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz")))
 
@@ -92,10 +96,52 @@ BROKEN = {
     "missing array": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][0].update(weights="W9")),
                       "missing array"),
     "unknown activation": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(name="swish")),
-                           "unknown activation"),
+                           "layers[1].name must be one of relu"),
     "unknown layer": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(type="conv")),
-                      "unknown layer type"),
+                      "layers[1].type must be dense, activation or dropout"),
+    # the card's fields are checked for type and range before anything uses them
+    "files is a list": (lambda p: edit_card(p, lambda c: c.update(files=[])), "files must be an object"),
+    "files entry is a list": (lambda p: edit_card(p, lambda c: c["files"].update({"model.npz": []})),
+                              "files.model.npz must be an object"),
+    "checksum not hex": (lambda p: edit_card(p, lambda c: c["files"]["model.npz"].update(sha256=7)),
+                         "sha256 must be 64 lower-case hex digits"),
+    "input is a list": (lambda p: edit_card(p, lambda c: c.update(input=[])), "input must be an object"),
+    "zero std": (lambda p: edit_card(p, lambda c: c.update(input={"std": 0})), "input.std must be positive"),
+    "text mean": (lambda p: edit_card(p, lambda c: c.update(input={"mean": "0"})), "input.mean must be a finite"),
+    "other scale": (lambda p: edit_card(p, lambda c: c.update(input={"scale": 1})), "input.scale must be 1/255"),
+    "metrics is a list": (lambda p: edit_card(p, lambda c: c.update(metrics=[])), "metrics must be an object"),
+    "accuracy over 1": (lambda p: edit_card(p, lambda c: c.update(metrics={"test_accuracy": 99.2})),
+                        "test_accuracy must be a number in [0, 1]"),
+    "layers not a list": (lambda p: edit_card(p, lambda c: c["architecture"].update(layers={})),
+                          "architecture.layers must be a list"),
+    "layer not an object": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"].insert(0, "dense")),
+                            "layers[0] must be an object"),
+    "width is text": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][0].update(out="16")),
+                      "layers[0].out must be a positive integer"),
+    "boolean size": (lambda p: edit_card(p, lambda c: c["architecture"].update(input_size=True)),
+                     "input_size must be a positive integer"),
+    "dropout rate 1": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"].insert(2, {
+        "type": "dropout", "rate": 1})), "rate must be a number in [0, 1)"),
+    "deeply nested card": (lambda p: (p / "model.json").write_text("[" * 100_000 + "]" * 100_000),
+                           "not valid JSON"),
+    # a truncated npz whose checksum was updated to match: the zip reader must refuse it, not crash
+    "truncated npz, checksum matching": (lambda p: truncate_and_rehash(p), "not a readable npz"),
+    # a card that lies about the architecture: it loads and predicts, but not what was trained
+    "card says sigmoid for relu": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(
+        name="sigmoid")), "does not give the outputs recorded"),
+    "card says std 2": (lambda p: edit_card(p, lambda c: c.update(input={"std": 2.0})),
+                        "does not give the outputs recorded"),
+    "probe outputs missing": (lambda p: rewrite_npz(p, probe_outputs=None), "malformed probe arrays"),
 }
+
+
+def truncate_and_rehash(path):
+    from trainer.model_io import sha256_file
+
+    data = (path / "model.npz").read_bytes()
+    (path / "model.npz").write_bytes(data[: len(data) - 200])
+    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz"),
+                                                           bytes=len(data) - 200))
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

@@ -2,12 +2,15 @@
 
 The format is documented in ``models/README.md``. Writers build a version in a
 hidden temporary directory and rename it into place, so readers never see a
-half-written version; readers verify the card, the weights' checksum and every
-shape before handing back a network.
+half-written version; readers verify the card (:mod:`trainer.model_card`), the
+weights' checksum and every shape before handing back a network, and then that
+the network gives the outputs recorded for the version's probe batch, so a
+card that misdescribes its weights (say ``sigmoid`` for ``relu``) is refused.
 """
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,24 +19,25 @@ import numpy as np
 
 from trainer import activations
 from trainer.layers import Activation, Dense, Dropout
+from trainer.model_card import CARD, FORMAT, FORMAT_VERSION, WEIGHTS, ModelFormatError, check
 from trainer.network import Network
 
-FORMAT = "mnist-serving/model"
-FORMAT_VERSION = 1
-WEIGHTS, CARD = "model.npz", "model.json"
+__all__ = ["CARD", "FORMAT", "FORMAT_VERSION", "WEIGHTS", "ModelFormatError", "list_versions", "load_version",
+           "load_verified", "save_version", "forward"]
 
-
-class ModelFormatError(Exception):
-    """A version directory that is missing, incomplete, corrupt or inconsistent."""
+VERSION_NAME = re.compile(r"[1-9][0-9]{0,17}")  # ASCII digits: str.isdigit() also takes "²", "٣"
+PROBE_INPUTS, PROBE_OUTPUTS = "probe_inputs", "probe_outputs"
+PROBE_SIZE = 64
+PROBE_RTOL, PROBE_ATOL = 1e-3, 1e-4  # other BLAS builds differ in the last bits, a wrong layer in the first
 
 
 def list_versions(model_dir):
-    """Integer version numbers present in ``model_dir``, ascending; [] if it does not exist."""
+    """Integer version numbers present in ``model_dir``, ascending; [] if it cannot be read."""
     try:
         names = os.listdir(model_dir)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return []
-    return sorted(int(n) for n in names if n.isdigit() and int(n) > 0 and (Path(model_dir) / n).is_dir())
+    return sorted(int(n) for n in names if VERSION_NAME.fullmatch(n) and (Path(model_dir) / n).is_dir())
 
 
 def sha256_file(path):
@@ -57,11 +61,13 @@ def architecture(network):
     return {"input_size": dense[0].W.shape[0], "output_size": dense[-1].W.shape[1], "layers": layers}
 
 
-def save_version(network, card, models_dir, name, artifacts=None):
+def save_version(network, card, models_dir, name, artifacts=None, probe=None):
     """Write ``network`` and ``card`` as the next version of ``name``; return its path.
 
     ``card`` holds everything but the format, name, version, architecture and
-    file checksums, which are filled in here. ``artifacts`` maps extra file
+    file checksums, which are filled in here. ``probe``: ``(n, 784)`` uint8
+    pixels (default: a seeded synthetic batch) whose outputs are stored with
+    the weights, for readers to check the card against. ``artifacts`` maps extra file
     names to ``write(path)`` callables (plots, reports) that land in the same
     directory. The rename is atomic; a crash or Ctrl-C leaves at most a
     ``.tmp-*`` directory, which readers ignore and this function removes.
@@ -70,7 +76,10 @@ def save_version(network, card, models_dir, name, artifacts=None):
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))
     try:
-        np.savez(tmp / WEIGHTS, **weights(network))
+        inputs = synthetic_probe() if probe is None else np.asarray(probe, np.uint8).reshape(-1, 784)
+        with np.errstate(all="ignore"):  # a diverged network is saved as it is; readers judge it
+            outputs = forward(network, card, inputs.astype(np.float32) / 255)
+        np.savez(tmp / WEIGHTS, **weights(network), **{PROBE_INPUTS: inputs, PROBE_OUTPUTS: outputs})
         for filename, write in (artifacts or {}).items():
             write(tmp / filename)
         full = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "version": None,
@@ -92,6 +101,21 @@ def weights(network):
     return arrays
 
 
+def synthetic_probe(n=PROBE_SIZE, seed=0):
+    """``(n, 784)`` uint8: sparse strokes of random brightness, a stand-in for digits."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, 784)) < 0.2) * rng.integers(0, 256, (n, 784), dtype=np.uint8)
+
+
+def forward(network, card, x):
+    """The network's raw outputs for ``x: (n, 784)`` float32 pixels in [0, 1], normalised as ``card`` says."""
+    inp = card.get("input", {})
+    mean, std = inp.get("mean", 0.0), inp.get("std", 1.0)
+    if mean or std != 1.0:
+        x = (x - np.float32(mean)) / np.float32(std)
+    return network.forward(x)
+
+
 def _rename_into_place(tmp, model_dir, card):
     """Claim the next free version number; retry if a concurrent writer took it."""
     for _ in range(100):
@@ -104,47 +128,69 @@ def _rename_into_place(tmp, model_dir, card):
         except OSError:
             if not target.exists():
                 raise
-    raise ModelFormatError(f"{model_dir}: could not claim a version number")
+    raise ModelFormatError("could not claim a version number")
 
 
 def load_version(path):
-    """Read and validate one version directory; return ``(network, card)``.
+    """Read and validate one version directory; return ``(network, card)`` (see :func:`load_verified`)."""
+    network, card, _ = load_verified(path)
+    return network, card
 
-    Raises :class:`ModelFormatError` with a one-line reason for anything wrong:
-    missing files, unreadable JSON, a checksum mismatch (e.g. a half-copied
-    file), unknown layer types, inconsistent shapes or non-finite weights.
+
+def load_verified(path):
+    """Read and validate one version directory; return ``(network, card, probe_checked)``.
+
+    Raises :class:`ModelFormatError` with a one-line reason (without the path)
+    for anything wrong: missing files, a card that breaks its schema, a
+    checksum mismatch (e.g. a half-copied file), unreadable arrays, shapes
+    that disagree with the card, non-finite weights, or outputs on the probe
+    batch that differ from the ones recorded. ``probe_checked`` is False for
+    versions written before probes were recorded.
     """
     path = Path(path)
     card = _read_card(path)
     expected = card.get("files", {}).get(WEIGHTS, {}).get("sha256")
     if expected is not None and sha256_file(path / WEIGHTS) != expected:
-        raise ModelFormatError(f"{path}: {WEIGHTS} does not match the checksum in {CARD}")
-    try:
-        with np.load(path / WEIGHTS, allow_pickle=False) as npz:
+        raise ModelFormatError(f"{WEIGHTS} does not match the checksum in {CARD}")
+    try:  # the file is ours to close: np.load leaks its own when a truncated zip makes it fail
+        with open(path / WEIGHTS, "rb") as f, np.load(f, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ModelFormatError(f"{path}: {WEIGHTS} is not a readable npz file ({type(exc).__name__})") from None
-    return _build(card, arrays, path), card
+    except Exception as exc:  # zipfile, zlib, format and OS errors alike: a file that is not what it says
+        raise ModelFormatError(f"{WEIGHTS} is not a readable npz file ({type(exc).__name__})") from None
+    network = _build(card, arrays)
+    return network, card, _check_probe(network, card, arrays)
+
+
+def _check_probe(network, card, arrays):
+    inputs, outputs = arrays.get(PROBE_INPUTS), arrays.get(PROBE_OUTPUTS)
+    if inputs is None and outputs is None:
+        return False
+    if (inputs is None or outputs is None or inputs.dtype != np.uint8 or inputs.ndim != 2
+            or inputs.shape[1] != 784 or outputs.shape != (len(inputs), card["architecture"]["output_size"])):
+        raise ModelFormatError(f"{WEIGHTS}: malformed probe arrays")
+    with np.errstate(all="ignore"):
+        got = forward(network, card, inputs.astype(np.float32) / 255)
+    if not np.allclose(got, outputs, rtol=PROBE_RTOL, atol=PROBE_ATOL, equal_nan=True):
+        raise ModelFormatError("the network the card describes does not give the outputs recorded for this "
+                               "version's probe batch: the card does not match the weights")
+    return True
 
 
 def _read_card(path):
     try:
         card = json.loads((path / CARD).read_text())
     except FileNotFoundError:
-        raise ModelFormatError(f"{path}: no {CARD}") from None
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"{path}: {CARD} is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise ModelFormatError(f"{path}: {CARD} is not a {FORMAT} card")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise ModelFormatError(f"{path}: unsupported format_version {card.get('format_version')!r}")
+        raise ModelFormatError(f"no {CARD}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelFormatError(f"{CARD} is not valid JSON ({type(exc).__name__})") from None
+    check(card)
     if not (path / WEIGHTS).is_file():
-        raise ModelFormatError(f"{path}: no {WEIGHTS}")
+        raise ModelFormatError(f"no {WEIGHTS}")
     return card
 
 
-def _build(card, arrays, path):
-    """Rebuild the network from the card's layer list, checking every array against it."""
+def _build(card, arrays):
+    """Rebuild the network from the card's layer list (schema-checked), checking every array against it."""
     try:
         specs = card["architecture"]["layers"]
         net, width = Network(), card["architecture"]["input_size"]
@@ -152,9 +198,9 @@ def _build(card, arrays, path):
             net.add(_layer(spec, arrays, width))
             width = spec["out"] if spec["type"] == "dense" else width
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{path}: {exc}") from None
-    if width != card["architecture"].get("output_size", width) or not net.dense_layers():
-        raise ModelFormatError(f"{path}: architecture output does not match output_size")
+        raise ModelFormatError(str(exc)) from None
+    if width != card["architecture"]["output_size"] or not net.dense_layers():
+        raise ModelFormatError("architecture output does not match output_size")
     return net
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import trainer
 from trainer import augment, report
 from trainer.layers import Activation, Dense, Dropout
-from trainer.model_io import save_version
+from trainer.model_io import PROBE_SIZE, save_version
 from trainer.network import Network
 
 
@@ -130,7 +130,7 @@ def run(cfg, mnist, models_dir, model_name, runs=1, log_every=1):
     card = model_card(best_cfg, mnist, history, seconds, metrics, summary, version)
     cm = np.array(metrics["confusion_matrix"])
     title = f"{model_name}: {describe(best_cfg)}, test accuracy {acc:.2%}"
-    path = save_version(net, card, models_dir, model_name,
+    path = save_version(net, card, models_dir, model_name, probe=mnist.x_test[:PROBE_SIZE].reshape(-1, 784),
                         artifacts={"training.png": lambda p: report.plot(history, cm, p, title)})
     log(f"saved {path} (test accuracy {acc:.2%})")
     return path

@@ -1,0 +1,104 @@
+"""The model card's schema, checked field by field before anything reads it.
+
+A card is a file on a shared volume that people edit, copy and generate, so
+the reader trusts none of it: every field the code uses is checked for type
+and range here, and anything unexpected rejects the whole version with a
+one-line reason (which never quotes a path, so it may be shown to clients).
+Fields the code does not use are free.
+"""
+import math
+import re
+
+from trainer import activations
+
+FORMAT = "mnist-serving/model"
+FORMAT_VERSION = 1
+WEIGHTS, CARD = "model.npz", "model.json"
+PIXEL_SCALE = 1 / 255  # the service feeds pixels in [0, 1]; a card cannot ask for another scale
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ModelFormatError(Exception):
+    """A version directory that is missing, incomplete, corrupt or inconsistent."""
+
+
+def check(card):
+    """Raise :class:`ModelFormatError` unless ``card`` (parsed JSON) is a card this code can serve."""
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise ModelFormatError(f"{CARD} is not a {FORMAT} card")
+    if card.get("format_version") != FORMAT_VERSION or isinstance(card.get("format_version"), bool):
+        raise ModelFormatError(f"{CARD}: unsupported format_version")
+    arch = _field(card, "architecture", dict)
+    for key in ("input_size", "output_size"):
+        _count(arch, key, "architecture")
+    layers = _field(arch, "layers", list, "architecture")
+    if not layers:
+        raise ModelFormatError(f"{CARD}: architecture.layers is empty")
+    for i, layer in enumerate(layers):
+        _check_layer(layer, f"architecture.layers[{i}]")
+    _check_files(card.get("files", {}))
+    _check_input(card.get("input", {}))
+    metrics = _field(card, "metrics", dict, default={})
+    accuracy = metrics.get("test_accuracy")
+    if accuracy is not None and not (_real(accuracy) and 0 <= accuracy <= 1):
+        raise ModelFormatError(f"{CARD}: metrics.test_accuracy must be a number in [0, 1]")
+
+
+def _check_layer(layer, where):
+    if not isinstance(layer, dict):
+        raise ModelFormatError(f"{CARD}: {where} must be an object")
+    kind = layer.get("type")
+    if kind == "dense":
+        _count(layer, "out", where)
+        for key in ("weights", "bias"):
+            _field(layer, key, str, where)
+    elif kind == "activation":
+        if not isinstance(layer.get("name"), str) or layer["name"] not in activations.ACTIVATIONS:
+            raise ModelFormatError(f"{CARD}: {where}.name must be one of {', '.join(activations.ACTIVATIONS)}")
+    elif kind == "dropout":
+        if not (_real(layer.get("rate")) and 0 <= layer["rate"] < 1):
+            raise ModelFormatError(f"{CARD}: {where}.rate must be a number in [0, 1)")
+    else:
+        raise ModelFormatError(f"{CARD}: {where}.type must be dense, activation or dropout")
+
+
+def _check_files(files):
+    if not isinstance(files, dict):
+        raise ModelFormatError(f"{CARD}: files must be an object")
+    entry = files.get(WEIGHTS, {})
+    if not isinstance(entry, dict):
+        raise ModelFormatError(f"{CARD}: files.{WEIGHTS} must be an object")
+    sha = entry.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and SHA256.fullmatch(sha)):
+        raise ModelFormatError(f"{CARD}: files.{WEIGHTS}.sha256 must be 64 lower-case hex digits")
+
+
+def _check_input(inp):
+    if not isinstance(inp, dict):
+        raise ModelFormatError(f"{CARD}: input must be an object")
+    for key, default in (("scale", PIXEL_SCALE), ("mean", 0.0), ("std", 1.0)):
+        if not _real(inp.get(key, default)):
+            raise ModelFormatError(f"{CARD}: input.{key} must be a finite number")
+    if inp.get("std", 1.0) <= 0:
+        raise ModelFormatError(f"{CARD}: input.std must be positive")
+    if not math.isclose(inp.get("scale", PIXEL_SCALE), PIXEL_SCALE, rel_tol=1e-6):
+        raise ModelFormatError(f"{CARD}: input.scale must be 1/255 (pixels are fed in [0, 1])")
+
+
+def _field(obj, key, kind, where=None, default=None):
+    value = obj.get(key, default)
+    if not isinstance(value, kind):
+        name = f"{where}.{key}" if where else key
+        raise ModelFormatError(f"{CARD}: {name} must be {'an object' if kind is dict else 'a ' + kind.__name__}")
+    return value
+
+
+def _count(obj, key, where):
+    value = obj.get(key)
+    if type(value) is not int or not 0 < value <= 1 << 24:
+        raise ModelFormatError(f"{CARD}: {where}.{key} must be a positive integer")
+    return value
+
+
+def _real(value):
+    return type(value) in (int, float) and math.isfinite(value)
