@@ -33,8 +33,8 @@ class Config:
     model_version: str = "latest"        # "latest" or a version number to pin
     reload_interval: float = 5.0         # seconds between scans of the models dir; 0 = never
     max_upload_bytes: int = 10 * 2**20   # whole request body
-    max_image_pixels: int = 16_777_216   # per decoded image (width x height; JPEGs as decoded, at reduced scale)
-    max_request_pixels: int = 67_108_864  # summed over a request's images, checked before any is decoded
+    max_image_pixels: int = 12_000_000   # per decoded image (width x height; JPEGs as decoded, at reduced scale)
+    max_request_pixels: int = 50_000_000  # summed over a request's images, checked before any is decoded
     # request bodies a worker holds at once, received or arriving; past it uploads get 503.
     # 0 = the larger of 64 MiB and MAX_UPLOAD_BYTES
     max_pending_bytes: int = 0

@@ -47,18 +47,34 @@ def decode_image(data, *, max_pixels):
     Raises ImageTooLarge or InvalidImage with a short message that never
     quotes Pillow's exception text (it can name internals or file paths).
     """
+    return load(open_image(data, max_pixels=max_pixels))
+
+
+def open_image(data, *, max_pixels):
+    """The image in ``data``, its header read and checked but no pixel decoded.
+
+    ``img.size`` is the size it will decode at: big JPEGs are set to decode
+    at reduced scale, and it is that size the limit applies to. Loading is
+    left to :func:`load`, so that a request can check all of its images'
+    sizes before it decodes any.
+    """
     if not data:
         raise InvalidImage("the upload is empty")
     # Pillow warns (rather than raises) between 1x and 2x its own bomb limit;
-    # here that is an error too. catch_warnings is process-global: if threads
-    # interleave, a request may run under the default filters, where the pixel
-    # check below still refuses anything over max_pixels.
+    # here that is an error too. catch_warnings is process-global, which is
+    # safe here: a gevent worker runs this code in one greenlet at a time.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data" on odd files
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = _open(data, max_pixels)
+        return _open(data, max_pixels)
+
+
+def load(img):
+    """Decode ``img`` (from :func:`open_image`): its first frame only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
-            img.load()  # first frame only: multi-frame images are opened at frame 0
+            img.load()  # multi-frame images are opened at frame 0
         except Exception:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
             raise InvalidImage("the image data is truncated or corrupt") from None
     return img
@@ -76,6 +92,16 @@ def decode_grey_png(data, *, max_pixels):
     holds before anything is decompressed; any file libspng refuses goes to
     Pillow, which decides what the client is told.
     """
+    if plain_grey_png(data, max_pixels) is None:
+        return None
+    try:
+        return pyspng.load(data)
+    except Exception:  # RuntimeError for corrupt data, ValueError and others for odd input
+        return None
+
+
+def plain_grey_png(data, max_pixels):
+    """``(width, height)`` from the header if ``data`` is a PNG :func:`decode_grey_png` takes, else None."""
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
         return None
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
@@ -83,10 +109,7 @@ def decode_grey_png(data, *, max_pixels):
         return None
     if b"tRNS" in data or b"eXIf" in data:  # (a false hit in compressed bytes only costs speed)
         return None
-    try:
-        return pyspng.load(data)
-    except Exception:  # RuntimeError for corrupt data, ValueError and others for odd input
-        return None
+    return width, height
 
 
 def _open(data, max_pixels):
@@ -102,11 +125,11 @@ def _open(data, max_pixels):
     width, height = img.size
     if width < 1 or height < 1:
         raise InvalidImage("the image has no pixels")
-    if width * height > max_pixels:
-        raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
     if img.format in ("JPEG", "MPO") and max(width, height) > 2 * JPEG_DRAFT_SIDE:
         scale = JPEG_DRAFT_SIDE / max(width, height)  # DCT scaling: decode 4-64x less
         img.draft(img.mode, (math.ceil(width * scale), math.ceil(height * scale)))
+    if img.size[0] * img.size[1] > max_pixels:  # as decoded: a 48 MP photo decodes at 12 or 3 MP
+        raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
     return img
 
 

@@ -19,21 +19,60 @@ def serving_model():
     return model
 
 
-def decode_all(blobs, max_pixels):
-    """Each upload as pixels: plain greyscale PNGs as arrays, everything else as PIL images."""
+def decode_all(blobs, max_pixels, max_request_pixels):
+    """Each upload as pixels: plain greyscale PNGs as arrays, everything else as small PIL images.
+
+    Memory is bounded by the limits, not by what clients send: every image's
+    size is read from its header and the batch's total checked before any is
+    decoded, and each large image is brought down to preprocessing's working
+    size as soon as it is decoded, so one full-size image is alive at a time.
+    """
+    opened = [_open(i, blob, max_pixels) for i, blob in enumerate(blobs)]
+    total = sum(pixels for pixels, _ in opened)
+    if total > max_request_pixels:
+        raise ApiError(413, "too_many_pixels", f"the images hold {total} pixels in all; the limit per request "
+                                               f"is {max_request_pixels} (MAX_REQUEST_PIXELS)")
     images = []
     for i, blob in enumerate(blobs):
-        pixels = preprocess.decode_grey_png(blob, max_pixels=max_pixels)
-        if pixels is not None:
-            images.append(pixels)
-            continue
-        try:
-            images.append(preprocess.decode_image(blob, max_pixels=max_pixels))
-        except preprocess.ImageTooLarge as exc:
-            raise ApiError(413, "image_too_large", f"image {i}: {exc}") from None
-        except preprocess.InvalidImage as exc:
-            raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
+        _, img = opened[i]
+        opened[i] = None  # from here the loop holds the only reference, so a large image dies with it
+        if img is None:  # a plain greyscale PNG, decoded by libspng unless it refuses the file
+            pixels = preprocess.decode_grey_png(blob, max_pixels=max_pixels)
+            if pixels is not None:
+                images.append(pixels)
+                continue
+            img = _open_with_pillow(i, blob, max_pixels)
+        images.append(_small(i, img))
     return images
+
+
+def _small(i, img):
+    """``img`` decoded and shrunk; a large original is closed, which frees its decoder's buffers too."""
+    try:
+        small = preprocess.shrink(preprocess.load(img))
+    except preprocess.InvalidImage as exc:
+        raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
+    if small is not img:
+        img.close()
+    return small
+
+
+def _open(i, blob, max_pixels):
+    """``(pixels it decodes to, lazy PIL image)``; the image is None for a plain greyscale PNG."""
+    size = preprocess.plain_grey_png(blob, max_pixels)
+    if size is not None:
+        return size[0] * size[1], None
+    img = _open_with_pillow(i, blob, max_pixels)
+    return img.size[0] * img.size[1], img
+
+
+def _open_with_pillow(i, blob, max_pixels):
+    try:
+        return preprocess.open_image(blob, max_pixels=max_pixels)
+    except preprocess.ImageTooLarge as exc:
+        raise ApiError(413, "image_too_large", f"image {i}: {exc}") from None
+    except preprocess.InvalidImage as exc:
+        raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
 
 
 def classify(model, x):
@@ -56,7 +95,7 @@ def predict():
     cfg = current_app.config["SERVICE"]
     blobs = image_blobs(request, cfg.max_batch_images)
     current_app.extensions["mnist"].metrics.upload_bytes.inc(sum(map(len, blobs)))
-    x = preprocess.to_batch(decode_all(blobs, cfg.max_image_pixels))
+    x = preprocess.to_batch(decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels))
     p, digits = classify(model, x)
     return Response(encode_predictions(model, p, digits), mimetype="application/json")
 

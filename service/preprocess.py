@@ -24,9 +24,10 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
 from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_grey_png, decode_image,
-                             mean_width, paper_only, standard, upright)
+                             load, mean_width, open_image, paper_only, plain_grey_png, standard, upright)
 
-__all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_grey_png", "decode_image", "to_mnist", "to_batch"]
+__all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_grey_png", "decode_image", "load", "open_image",
+           "plain_grey_png", "shrink", "to_mnist", "to_batch"]
 
 SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
 WORK_SIDE = 256      # larger images are box-reduced first: a 20x20 digit needs far fewer pixels
@@ -65,6 +66,17 @@ def to_batch(images):
         # a plain image the check refused (or a blank one) needs only the full recipe
         out[i] = normalised(img) if i in plain else to_mnist(img)
     return out
+
+
+def shrink(img):
+    """A decoded image over WORK_SIDE brought upright, to L or RGB, and down to WORK_SIDE at once.
+
+    :func:`to_mnist` would do the same steps later; doing them as soon as an
+    image is decoded lets the full-size pixels go before the next image of a
+    batch is decoded. The result is the same: the reduced image is already
+    upright and standard, and too large for the 28x28 shortcut either way.
+    """
+    return _reduced(standard(upright(img))) if max(img.size) > WORK_SIDE else img
 
 
 def _plain(img):

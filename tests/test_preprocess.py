@@ -479,3 +479,20 @@ def test_accuracy_on_plain_mnist_pngs(mnist, model):
     images, labels = mnist[0][-1000:], mnist[1][-1000:]
     x = to_batch([decode_image(encode(Image.fromarray(d)), max_pixels=LIMIT) for d in images])
     assert (model.predict(x) == labels).mean() >= 0.98
+
+
+def test_shrinking_at_decode_time_changes_no_result(mnist_test):
+    """The service shrinks each large upload as soon as it is decoded (to bound memory);
+    the 784 inputs must be exactly what the whole-image recipe gives, for every kind of upload."""
+    from service.preprocess import shrink
+
+    rng = np.random.default_rng(3)
+    images, labels = mnist_test
+    large = 0
+    for kind, data, _ in uploads.upload_set(images[:60], labels[:60], 60, rng):
+        img = decode_image(data, max_pixels=LIMIT)
+        small = shrink(decode_image(data, max_pixels=LIMIT))
+        large += max(img.size) > 256
+        assert max(small.size) <= 256, kind
+        np.testing.assert_array_equal(to_batch([small]), to_mnist(img)[None], err_msg=kind)
+    assert large >= 20  # photos and the like: the case this is about
