@@ -36,7 +36,11 @@ class LiveServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(REPO / "service" / "gunicorn.conf.py"),
              "service:create_app()"], cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:  # __exit__ will not run: never leave a server behind
+            self.__exit__()
+            raise
         return self
 
     def wait_ready(self, timeout=30):
@@ -48,7 +52,7 @@ class LiveServer:
                 # liveness, not readiness: tests of a server without a model start it too
                 if requests.get(self.url + "/health/live", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy booting to answer in 1 s
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{self.read_log()}")
