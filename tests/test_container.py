@@ -156,6 +156,10 @@ def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(containe
     assert run("docker", "exec", serving, *healthcheck[1:], check=False).returncode == 0
     # gunicorn's master is PID 1 (mnist-serve execs it), so it gets docker stop's SIGTERM
     assert "gunicorn" in run("docker", "exec", serving, "cat", "/proc/1/cmdline")
+    # a clean start: no control socket in ~ (gunicorn 27's default), no error or traceback in the log
+    assert run("docker", "exec", serving, "test", "-e", "/home/app/.gunicorn", check=False).returncode != 0
+    logs = run("docker", "logs", serving, check=False)
+    assert '"level":"error"' not in logs.stdout + logs.stderr and "Traceback" not in logs.stdout + logs.stderr
 
     missing, url = container("MODEL_NAME=no-such-model")
     wait_for(url + "/health/live", lambda r: r.status_code == 200)

@@ -177,3 +177,37 @@ def test_keep_alive_connections_are_recycled_so_workers_share_the_load(server):
     assert codes == [200] * 800
     served_by = {json.loads(line)["pid"] for line in server.read_log().splitlines() if '"route":"/predict"' in line}
     assert len(served_by) == 2
+
+
+def test_sigterm_answers_kept_alive_connections_with_connection_close(models_dir, tmp_path):
+    """A client whose pooled connection is reused just after SIGTERM gets an answer that says
+    "Connection: close", not a reset: it reconnects (to another replica) without an error."""
+    with LiveServer(models_dir, tmp_path) as live:
+        live.wait_models_loaded()
+        conns = [http.client.HTTPConnection("127.0.0.1", live.port, timeout=10) for _ in range(4)]
+        for conn in conns:  # kept alive, probably on both workers
+            conn.request("GET", "/health/live")
+            first = conn.getresponse()
+            first.read()
+            assert first.status == 200 and not first.will_close
+        live.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the workers have stopped accepting; their open connections remain
+        for conn in conns:
+            conn.request("POST", "/predict", DIGIT, {"Content-Type": "image/png"})
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())["predictions"]
+            assert response.getheader("Connection") == "close"
+            conn.close()
+        assert live.stop() == 0
+
+
+def test_nothing_is_written_to_the_home_directory(models_dir, tmp_path):
+    """gunicorn 27's control socket would go to ~/.gunicorn, which a read-only container cannot create."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with LiveServer(models_dir, tmp_path, home=home) as live:
+        live.wait_models_loaded()
+        assert requests.get(live.url + "/health", timeout=5).status_code == 200
+        log = live.read_log()
+    assert list(home.iterdir()) == []
+    assert "Control server" not in log and "control socket" not in log.lower()
