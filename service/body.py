@@ -6,22 +6,26 @@ see a complete body and none of them meets the network. Here the body:
 
 - must fit MAX_UPLOAD_BYTES whether it comes with a Content-Length or chunked
   (413, never silently cut short);
-- must arrive within BODY_DEADLINE seconds in all, each read waiting at most
+- must arrive within BODY_TIMEOUT seconds in all, each read waiting at most
   the worker's read timeout (408 otherwise): a client that trickles a byte a
   second holds a connection for a minute at most;
 - must be well framed (a malformed chunk is a 400, not an exception);
-- must fit the worker's budget of bytes held for bodies being received,
-  MAX_PENDING_BYTES, which bounds what slow uploads can make a worker hold
-  (503 ``overloaded`` with Retry-After when full, at once).
+- must fit the worker's budget of bytes held for request bodies,
+  MAX_PENDING_BYTES (503 ``overloaded`` with Retry-After when full, at once).
+  Bytes are charged as they arrive, not as a Content-Length promises them,
+  so holding the budget costs a client the bytes themselves.
+
+A failed body read ends the connection (``Connection: close``): what is left
+of the body on the socket cannot be told apart from a next request.
 """
+import contextlib
 import io
-import time
 
 from flask import current_app, g, request
 
 from service.errors import ApiError
+from service.worker import close_connection
 
-BODY_DEADLINE = 60.0  # seconds for a whole body to arrive
 CHUNK = 1 << 16
 
 
@@ -57,42 +61,69 @@ def receive():
     cfg = current_app.config["SERVICE"]
     length, chunked = request.content_length, request.environ.get("wsgi.input_terminated", False)
     if length is not None and length > cfg.max_upload_bytes:
-        raise ApiError(413, "payload_too_large",
-                       f"request body larger than {cfg.max_upload_bytes} bytes (MAX_UPLOAD_BYTES)")
-    promise = cfg.max_upload_bytes if length is None else length
-    if promise and not current_app.extensions["mnist"].pending.reserve(promise):
-        raise ApiError(503, "overloaded", "too many uploads in progress; retry shortly", {"Retry-After": "1"})
-    g.pending_bytes = promise
+        raise _failed(413, "payload_too_large", f"request body larger than {cfg.max_upload_bytes} bytes "
+                                                "(MAX_UPLOAD_BYTES)")
+    g.pending_bytes = 0
     body = _read(request.environ["wsgi.input"], length if length is not None else (None if chunked else 0),
-                 cfg.max_upload_bytes)
+                 cfg.max_upload_bytes, current_app.extensions["mnist"].pending, cfg.body_timeout)
     request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
                             "wsgi.input_terminated": False})
 
 
-def _read(stream, length, limit):
-    """``length`` bytes of ``stream`` (None: until it ends), refusing more than ``limit``."""
-    deadline, parts, size = time.monotonic() + BODY_DEADLINE, [], 0
+def _read(stream, length, limit, pending, seconds):
+    """``length`` bytes of ``stream`` (None: until it ends), refusing more than ``limit`` or ``seconds``."""
+    parts, size = [], 0
     want = limit + 1 if length is None else length
     try:
-        while size < want:
-            part = stream.read(min(CHUNK, want - size))
-            if not part:
-                break
-            parts.append(part)
-            size += len(part)
-            if time.monotonic() > deadline:
-                raise ApiError(408, "request_timeout", f"the body did not arrive within {BODY_DEADLINE:.0f} s")
+        with deadline(seconds):
+            while size < want:
+                n = min(CHUNK, want - size)
+                if not pending.reserve(n):
+                    raise _failed(503, "overloaded", "too many uploads in progress; retry shortly",
+                                  {"Retry-After": "1"})
+                g.pending_bytes += n
+                part = stream.read(n)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
     except ApiError:
         raise
+    except BodyDeadline:
+        raise _failed(408, "request_timeout", f"the body did not arrive within {seconds:g} s") from None
     except TimeoutError:
-        raise ApiError(408, "request_timeout", "the client stopped sending the body") from None
+        raise _failed(408, "request_timeout", "the client stopped sending the body") from None
     except Exception:  # gunicorn's chunk errors, a connection that closed early
-        raise ApiError(400, "bad_request", "the request body is malformed or ended early") from None
+        raise _failed(400, "bad_request", "the request body is malformed or ended early") from None
     if size > limit:
-        raise ApiError(413, "payload_too_large", f"request body larger than {limit} bytes (MAX_UPLOAD_BYTES)")
+        raise _failed(413, "payload_too_large", f"request body larger than {limit} bytes (MAX_UPLOAD_BYTES)")
     if length is not None and size < length:
-        raise ApiError(400, "bad_request", "the request body ended before its Content-Length")
+        raise _failed(400, "bad_request", "the request body ended before its Content-Length")
     return b"".join(parts)
+
+
+class BodyDeadline(Exception):
+    """The whole body took longer than BODY_TIMEOUT."""
+
+
+def deadline(seconds):
+    """A limit on the time a block may take, where the worker can impose one.
+
+    Under the gevent worker a timer interrupts a read that is still waiting
+    when the time is up: the socket's own timeout only bounds each wait, and
+    a client sending a byte every few seconds never trips it. Elsewhere (the
+    debug server, tests) reads are bounded by their socket timeouts alone.
+    """
+    try:
+        from gevent import Timeout, monkey
+    except ImportError:
+        return contextlib.nullcontext()
+    return Timeout(seconds, BodyDeadline) if monkey.is_module_patched("socket") else contextlib.nullcontext()
+
+
+def _failed(status, code, message, headers=None):
+    close_connection()
+    return ApiError(status, code, message, headers)
 
 
 def _release(exc=None):

@@ -93,9 +93,19 @@ def self_check(model):
 def _signature(path):
     """Changes whenever a file in the version dir is written, so a fixed version is retried."""
     try:
-        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path)))
+        with os.scandir(path) as entries:
+            return tuple(sorted((e.name, *_stamp(e)) for e in entries))
     except OSError:
         return None
+
+
+def _stamp(entry):
+    """Size and mtime of a directory entry; an entry that cannot be stat'ed (a dangling link) as itself."""
+    try:
+        st = entry.stat()
+    except OSError:
+        st = entry.stat(follow_symlinks=False)
+    return st.st_size, st.st_mtime_ns
 
 
 class ModelStore:

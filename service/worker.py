@@ -10,12 +10,13 @@ request at a time per worker process. Waiting is bounded too:
 - the request head must arrive within ``keepalive`` seconds (gunicorn's
   deadline for the gevent worker), else the connection is closed;
 - a body read waits at most ``READ_TIMEOUT`` seconds for the next bytes, and
-  the whole body must arrive within ``BODY_DEADLINE`` (see :mod:`service.body`).
+  the whole body must arrive within ``BODY_TIMEOUT`` (see :mod:`service.body`).
 
 Errors gunicorn finds before the app runs (a malformed request line, too many
 headers, an unsupported transfer coding) are answered in the service's error
 shape instead of gunicorn's HTML page.
 """
+import contextvars
 import json
 import logging
 from http import HTTPStatus
@@ -43,6 +44,18 @@ PARSE_ERRORS = (
     (http_errors.NoMoreData, 400, "bad_request", "the request ended early"),
 )
 SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+_request = contextvars.ContextVar("gunicorn_request", default=None)  # per greenlet under gevent
+
+
+def close_connection():
+    """End this request's connection after its response ("Connection: close").
+
+    gunicorn drops a Connection header set by the app (it is hop-by-hop), so
+    the app asks here; outside this worker (tests, the debug server) it does nothing.
+    """
+    req = _request.get()
+    if req is not None:
+        req.must_close = True
 
 
 def error_response(status, code, message):
@@ -59,6 +72,13 @@ class Worker(GeventWorker):
     def handle(self, listener, client, addr):
         client.settimeout(READ_TIMEOUT)  # the parent sets blocking mode, which would wait forever
         super(GeventWorker, self).handle(listener, client, addr)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        token = _request.set(req)
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            _request.reset(token)
 
     def handle_error(self, req, client, addr, exc):
         for kind, status, code, message in PARSE_ERRORS:

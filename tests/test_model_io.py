@@ -159,3 +159,9 @@ def test_a_pickled_array_is_never_loaded(tmp_path):
     rewrite_npz(path, W0=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(ModelFormatError, match="not a readable npz"):
         load_version(path)
+
+
+def test_a_stray_file_named_like_the_next_version_is_stepped_over(tmp_path):
+    write_version(tmp_path)
+    (tmp_path / "mnist" / "2").write_text("not a version: a file")
+    assert write_version(tmp_path).name == "3"

@@ -117,9 +117,11 @@ def forward(network, card, x):
 
 
 def _rename_into_place(tmp, model_dir, card):
-    """Claim the next free version number; retry if a concurrent writer took it."""
+    """Claim the next free version number; retry if a concurrent writer (or a stray file) took it."""
+    number = 0
     for _ in range(100):
-        card["version"] = max(list_versions(model_dir), default=0) + 1
+        number = max(max(list_versions(model_dir), default=0), number) + 1
+        card["version"] = number
         (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
         target = model_dir / str(card["version"])
         try:
@@ -177,6 +179,9 @@ def _check_probe(network, card, arrays):
 
 
 def _read_card(path):
+    for name in (CARD, WEIGHTS):  # a FIFO or device would block or stream forever: regular files only
+        if not (path / name).is_file():
+            raise ModelFormatError(f"no {name}" if not (path / name).exists() else f"{name} is not a regular file")
     try:
         card = json.loads((path / CARD).read_text())
     except FileNotFoundError:
@@ -184,8 +189,6 @@ def _read_card(path):
     except (OSError, ValueError, RecursionError) as exc:
         raise ModelFormatError(f"{CARD} is not valid JSON ({type(exc).__name__})") from None
     check(card)
-    if not (path / WEIGHTS).is_file():
-        raise ModelFormatError(f"no {WEIGHTS}")
     return card
 
 
