@@ -48,9 +48,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from service import predict, preprocess, tensors, uploads  # noqa: E402
+from service.config import Config  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
 from service.model_store import load  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
+
+LIMITS = Config(models_dir=".")  # the service's defaults
 
 # wrk prints its numbers through this script as one JSON line
 WRK_LUA = """
@@ -149,7 +152,8 @@ def stage_times(model, payload, headers, n_images, repeat):
         boundary = headers.partition("boundary=")[2].encode()
         steps = [("parse", lambda _: [c for _, c in uploads.split_multipart(payload, boundary)] if boundary
                   else [payload]),
-                 ("decode", lambda blobs: predict.decode_all(blobs, 40_000_000)),
+                 ("decode", lambda blobs: predict.decode_all(blobs, LIMITS.max_image_pixels,
+                                                             LIMITS.max_request_pixels)),
                  ("preprocess", preprocess.to_batch),
                  ("forward", model.predict),
                  ("json", lambda p: predict.encode_predictions(model, p, p.argmax(axis=1)))]

@@ -21,6 +21,7 @@ import json
 import logging
 from http import HTTPStatus
 
+import gevent
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.ggevent import GeventWorker
@@ -79,6 +80,11 @@ class Worker(GeventWorker):
             return super().handle_request(listener_name, req, sock, addr)
         finally:
             _request.reset(token)
+            # Serve the other connections before this one's next request. gevent switches only
+            # when a read would block, so a client whose next request is already in the socket
+            # buffer would be served again and again while the rest wait (p99 latency four times
+            # gthread's); sleep(0) does not help, as it yields without polling the sockets.
+            gevent.idle()
 
     def handle_error(self, req, client, addr, exc):
         for kind, status, code, message in PARSE_ERRORS:
