@@ -30,7 +30,7 @@ CHUNK = 1 << 16
 
 
 class PendingBytes:
-    """The bytes a worker has promised to hold for bodies being received.
+    """The bytes of request bodies a worker holds, charged a read (at most CHUNK) ahead.
 
     gevent switches greenlets only while one waits for the network, never
     between the check and the update below, so no lock is needed.

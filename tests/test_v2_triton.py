@@ -39,8 +39,10 @@ def test_health_and_server_metadata(client):
     assert client.is_server_live()
     assert client.is_server_ready()
     assert client.is_model_ready("mnist")
-    assert client.is_model_ready("mnist", "1")
-    assert not client.is_model_ready("mnist", "9")
+    # a versioned readiness check may load that version from disk: with API_KEY set it needs the key
+    assert client.is_model_ready("mnist", "1", headers=AUTH)
+    assert not client.is_model_ready("mnist", "1")
+    assert not client.is_model_ready("mnist", "9", headers=AUTH)
     assert not client.is_model_ready("other")
     assert client.get_server_metadata() == {"name": "mnist-serving", "version": "0.1.0",
                                             "extensions": ["binary_tensor_data"]}
