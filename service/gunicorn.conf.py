@@ -93,12 +93,26 @@ control_socket_disable = True
 
 
 def on_starting(server):
+    _say_what_is_served(server.log)
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     try:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
     except OSError as exc:  # the workers find out too, and keep their metrics in memory
         server.log.error("cannot prepare the metrics directory: %s", os.strerror(exc.errno or 0))
+
+
+def _say_what_is_served(log):
+    """One line at start naming the store, and a warning when it holds nothing to serve."""
+    from trainer.model_io import list_versions
+
+    store = _cfg.models_dir.resolve() / _cfg.model_name
+    versions = list_versions(store)
+    if versions:
+        log.info("serving %r from %s (versions on disk: %s)", _cfg.model_name, store, ", ".join(map(str, versions)))
+    else:
+        log.warning("no versions of %r in %s: /health will answer 503 until one is written there "
+                    "(set MODELS_DIR or --models-dir, or train one with mnist-train)", _cfg.model_name, store)
 
 
 def pre_request(worker, req):

@@ -33,3 +33,12 @@ def test_models_dir_defaults(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     assert config.default_models_dir() == tmp_path / "models"  # a clone's, run from its root
     assert Config.from_env({"MODELS_DIR": "/srv/m"}).models_dir == Path("/srv/m")
+
+
+def test_mnist_serve_help_is_plain_text_and_takes_a_models_dir(capsys):
+    from service.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "--models-dir" in text and "``" not in text

@@ -192,3 +192,19 @@ def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnis
     run("docker", "compose", "stop", "service", env=env)
     assert time.time() - started < 30  # inside stop_grace_period: no SIGKILL needed
     assert run("docker", "inspect", container_id, "--format", "{{.State.ExitCode}}").strip() == "0"
+
+
+def test_trainer_refuses_a_models_directory_its_user_cannot_write(image, stack, tmp_path):
+    """The README's lost run: the host's ./models belongs to someone else. It must fail at once, saying how."""
+    env, _, _ = stack
+    locked = tmp_path / "locked-models"
+    locked.mkdir(mode=0o755)  # ours (root's); the trainer runs as TRAINER_UID
+    env = {**env, "MODELS_HOST_DIR": str(locked)}
+    started = time.time()
+    done = run("docker", "compose", "run", "--rm", "trainer", "--preset", "fast", "--no-download", env=env,
+               check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert time.time() - started < 60  # a container start, not a training run
+    assert "cannot write model versions to /models/mnist (Permission denied)" in done.stderr
+    assert "UID=$(id -u) GID=$(id -g)" in done.stderr and "Traceback" not in done.stderr
+    assert list(locked.iterdir()) == []

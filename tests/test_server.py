@@ -211,3 +211,12 @@ def test_nothing_is_written_to_the_home_directory(models_dir, tmp_path):
         log = live.read_log()
     assert list(home.iterdir()) == []
     assert "Control server" not in log and "control socket" not in log.lower()
+
+
+def test_the_start_log_names_the_store_and_warns_when_it_is_empty(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with LiveServer(empty, tmp_path) as live:
+        log = live.read_log()
+    assert f"no versions of 'mnist' in {empty / 'mnist'}: /health will answer 503" in log
+    assert '"level":"warning"' in log

@@ -76,14 +76,45 @@ def test_cli_rejects_bad_options_without_a_traceback(tmp_path, mnist_dir):
 
 def test_sigterm_stops_cleanly_without_a_partial_model(mnist_dir, tmp_path):
     with subprocess.Popen(cli(tmp_path, mnist_dir, "--preset", "fast", "--epochs", "50", "--hidden", "64"),
-                          stdout=subprocess.PIPE, text=True) as proc:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         deadline = time.time() + 120
         for line in proc.stdout:  # wait until training is under way
             if line.startswith("epoch") or time.time() > deadline:
                 break
         proc.send_signal(signal.SIGTERM)
-        out = proc.stdout.read()
+        err = proc.stderr.read()
         assert proc.wait(60) == 130
-    assert "interrupted" in out and "no model was written" in out
+    assert "interrupted" in err and "no model was written" in err
     model_dir = tmp_path / "mnist"
     assert not model_dir.exists() or list(model_dir.iterdir()) == []
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A read-only tmpfs (root writes through permission bits, not through this); skips if mounting is refused."""
+    where = tmp_path / "read-only"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(where)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield where
+    subprocess.run(["umount", str(where)], check=False)
+
+
+def test_an_unwritable_models_directory_stops_the_run_before_it_starts(mnist_dir, read_only_dir):
+    """The run that was lost after 19 minutes: now it fails at once, says what to change, and writes nothing."""
+    started = time.time()
+    done = subprocess.run(cli(read_only_dir, mnist_dir, "--preset", "fast"), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and time.time() - started < 5
+    assert "cannot write model versions to" in done.stderr and "Read-only file system" in done.stderr
+    assert "UID=$(id -u) GID=$(id -g) docker compose run --rm trainer" in done.stderr
+    assert "Traceback" not in done.stderr and "loading MNIST" not in done.stdout
+    assert list(read_only_dir.iterdir()) == []
+
+
+def test_a_download_into_an_unwritable_data_directory_is_refused_before_it_starts(tmp_path, read_only_dir):
+    done = subprocess.run([sys.executable, "-m", "trainer", "--data-dir", str(read_only_dir),
+                           "--models-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "MNIST must be downloaded, but" in done.stderr
+    assert list((tmp_path / "mnist").iterdir()) == []  # the models check left nothing behind either

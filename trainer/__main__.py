@@ -4,10 +4,14 @@ import os
 import signal
 import sys
 
-from trainer import activations, augment, init, losses, optim
+from trainer import activations, augment, init, losses, optim, preflight
 from trainer.data import DataError, load_mnist
 from trainer.presets import PRESETS, preset
 from trainer.train import log, run
+
+
+def error(message):
+    print(f"mnist-train: error: {message}", file=sys.stderr, flush=True)
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -83,14 +87,20 @@ def main(argv=None):
     except ValueError as exc:
         parser().error(str(exc))
     signal.signal(signal.SIGTERM, _stop)
+    found = preflight.problems(args.models_dir, args.model_name, args.data_dir, download=not args.no_download)
+    for problem in found:
+        error(problem)
+    if found:
+        return 2
     try:
+        log(f"loading MNIST from {args.data_dir}")
         mnist = load_mnist(args.data_dir, download=not args.no_download)
         run(cfg, mnist, args.models_dir, args.model_name, runs=args.runs, log_every=args.log_every)
     except DataError as exc:
-        log(f"error: {exc}")
+        error(str(exc))
         return 2
     except KeyboardInterrupt:
-        log("interrupted: stopped before saving; no model was written")
+        error("interrupted: stopped before saving; no model was written")
         return 130
     return 0
 

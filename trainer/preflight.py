@@ -1,0 +1,44 @@
+"""Checks made before a training run starts, so that no run is lost to a setup mistake.
+
+Training the default preset takes minutes; finding out only when the model is
+saved that the models directory belongs to another user (the usual case with
+`docker compose run trainer` and a host directory) throws all of it away. Each
+check here tries the real operation on a scratch name, since permission bits
+say nothing about read-only mounts, ACLs or root squashing, and says what to
+change in one message.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+from trainer.data import missing_files
+
+COMPOSE_HINT = ("with docker compose, run the trainer as the owner of the host directory: "
+                "`UID=$(id -u) GID=$(id -g) docker compose run --rm trainer`, or set UID and GID in .env")
+
+
+def problems(models_dir, model_name, data_dir, download):
+    """Reasons the run would fail at its end or its start, as one-line messages ([] if none)."""
+    found = []
+    target = Path(models_dir) / model_name
+    reason = _unwritable(target)
+    if reason:
+        found.append(f"cannot write model versions to {target} ({reason}) as uid {os.getuid()}, "
+                     f"gid {os.getgid()}; {COMPOSE_HINT}, or pass --models-dir")
+    if download and missing_files(data_dir):  # (without download, loading says what is missing at once)
+        reason = _unwritable(Path(data_dir))
+        if reason:
+            found.append(f"MNIST must be downloaded, but {data_dir} is not writable ({reason}); "
+                         "pass --data-dir with a writable directory or the files themselves")
+    return found
+
+
+def _unwritable(directory):
+    """None if a file can be created in ``directory`` (made if missing), else why not."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".tmp-preflight-"):
+            pass
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return None
