@@ -57,8 +57,22 @@ from tests.conftest import write_version  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 from tests.test_errors import bomb_png  # noqa: E402
 from tests.test_fuzz import ENCODED  # noqa: E402
-from tests.test_hostile import (CASES, EXTREME_NUMBERS, GOOD_PNG, ODD_REQUESTS, PART_HEADERS,  # noqa: E402
-                                V2_INFER, chunked, exchange, form, http, leaks, pixels, v2_json, violations)
+from tests.test_hostile import (  # noqa: E402
+    CASES,
+    EXTREME_NUMBERS,
+    GOOD_PNG,
+    ODD_REQUESTS,
+    PART_HEADERS,
+    V2_INFER,
+    chunked,
+    exchange,
+    form,
+    http,
+    leaks,
+    pixels,
+    v2_json,
+    violations,
+)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 KINDS = ["known", "multipart", "raw_image", "v2_json", "v2_binary", "protocol"]

@@ -194,7 +194,8 @@ def main():
             server.wait_models_loaded()
             cases = {"/health/live (no work)": (b"", "", 0), **payloads()}
             cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
-            print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+            print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}"
+                  f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
             for name, (body, headers, n) in cases.items():
                 path = "/health/live" if n == 0 else route(name)
                 for c in args.concurrency:

@@ -34,8 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.live_server import LiveServer  # noqa: E402
-from tests.slowclient import (MODES, PROBE_TIMEOUT, SlowClients, answered_share, digit_png,  # noqa: E402
-                              probe_for)
+from tests.slowclient import MODES, PROBE_TIMEOUT, SlowClients, answered_share, digit_png, probe_for  # noqa: E402
 
 REQUIRED_SHARE = 0.95
 COMMITTED_MODEL = REPO / "models" / "mnist" / "1"

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from notebook_reference import notebook_network  # noqa: E402
+
 from trainer import augment, optim  # noqa: E402
 from trainer.data import DataError, load_mnist  # noqa: E402
 from trainer.layers import Activation, Dense  # noqa: E402
@@ -100,7 +101,7 @@ def matmul_rates(batch, repeat=20):
     products = step_products(batch, WIDTHS, rng)
     products["step"] = products["forward"] + products["backward"]
     for name, pairs in products.items():
-        seconds = best_time(lambda: [a @ b for a, b in pairs], repeat)
+        seconds = best_time(lambda pairs=pairs: [a @ b for a, b in pairs], repeat)
         rates[name] = flops(pairs) / seconds / 1e9
     return rates
 
@@ -141,7 +142,7 @@ def notebook_vs_library(x, y, x_test, y_test, batches, repeat):
     rows = [{"name": "notebook loop (per sample)", "batch": 1, "samples_per_s": len(x) / seconds,
              "speedup": 1.0, "accuracy": accuracy}]
     for b in batches:
-        seconds, net = fastest(lambda: library_run(x, y, b), repeat)
+        seconds, net = fastest(lambda b=b: library_run(x, y, b), repeat)
         rows.append({"name": f"Network.fit, batch {b}", "batch": b, "samples_per_s": len(x) / seconds,
                      "speedup": len(x) / seconds / rows[0]["samples_per_s"], "accuracy": net.accuracy(x_test, y_test)})
     return rows
@@ -342,7 +343,8 @@ def print_torch(result, numpy_seconds):
         return
     fastest = min(result["epoch_seconds"])
     print(f"  torch {result['version']}, {result['threads']} threads: {fastest:.2f} s/epoch fastest of "
-          f"{len(result['epoch_seconds'])} (mean {np.mean(result['epoch_seconds']):.2f} s); NumPy {numpy_seconds:.2f} s "
+          f"{len(result['epoch_seconds'])} (mean {np.mean(result['epoch_seconds']):.2f} s); "
+          f"NumPy {numpy_seconds:.2f} s "
           f"-> NumPy takes {numpy_seconds / fastest:.2f}x PyTorch's time")
 
 

@@ -66,7 +66,7 @@ def load(model_dir, version):
         raise ModelFormatError(f"expects {card['architecture']['input_size']} inputs and "
                                f"{card['architecture']['output_size']} outputs, not 784 and 10")
     model = ServedModel(Path(model_dir).name, int(version), network, card,
-                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), path,
+                        datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), path,
                         probe_checked)
     self_check(model)
     return model

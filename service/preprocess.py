@@ -23,8 +23,21 @@ Plain 28x28 grayscale digits that are already MNIST-like skip all of it.
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from service.imaging import (ImageError, ImageTooLarge, InvalidImage, border_pixels, decode_grey_png, decode_image,
-                             load, mean_width, open_image, paper_only, plain_grey_png, standard, upright)
+from service.imaging import (
+    ImageError,
+    ImageTooLarge,
+    InvalidImage,
+    border_pixels,
+    decode_grey_png,
+    decode_image,
+    load,
+    mean_width,
+    open_image,
+    paper_only,
+    plain_grey_png,
+    standard,
+    upright,
+)
 
 __all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_grey_png", "decode_image", "load", "open_image",
            "plain_grey_png", "shrink", "to_mnist", "to_batch"]

@@ -67,6 +67,16 @@ def error_response(status, code, message):
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
 
 
+def parse_error(exc):
+    """``(status, code, message)`` for an error in the client's request, or None for anything else."""
+    if isinstance(exc, (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)):
+        return None  # a header the app tried to send: our fault, not the client's
+    for kind, status, code, message in PARSE_ERRORS:
+        if isinstance(exc, kind):
+            return status, code, message
+    return None
+
+
 class Worker(GeventWorker):
     """gunicorn's gevent worker with a socket read timeout and JSON parse errors."""
 
@@ -87,15 +97,14 @@ class Worker(GeventWorker):
             gevent.idle()
 
     def handle_error(self, req, client, addr, exc):
-        for kind, status, code, message in PARSE_ERRORS:
-            if isinstance(exc, kind) and not isinstance(exc, (http_errors.InvalidResponseHeader,
-                                                              http_errors.InvalidResponseHeaderName)):
-                self.log.info("refused a malformed request from %s: %s", (addr or ("?",))[0], type(exc).__name__)
-                break
+        known = parse_error(exc)
+        if known is not None:
+            self.log.info("refused a malformed request from %s: %s", (addr or ("?",))[0], type(exc).__name__)
+            status, code, message = known
+        elif isinstance(exc, TimeoutError):  # the client stopped sending: nobody is listening
+            self.log.debug("closing a connection that stopped sending")
+            return
         else:
-            if isinstance(exc, TimeoutError):  # the client stopped sending: nobody is listening
-                self.log.debug("closing a connection that stopped sending")
-                return
             self.log.exception("error handling a request")
             status, code, message = 500, "internal_error", "internal server error; see the service log"
         try:

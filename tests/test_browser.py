@@ -195,7 +195,8 @@ window.uploads = [];
 const send = window.fetch;
 window.fetch = (url, init = {}) => {
     const image = init.body instanceof FormData ? init.body.get("image") : null;
-    if (image) window.uploads.push({url: new URL(url, location.href).href, name: image.name, type: image.type, size: image.size});
+    if (image) window.uploads.push({url: new URL(url, location.href).href, name: image.name,
+                                    type: image.type, size: image.size});
     return send(url, init);
 };
 """
@@ -214,7 +215,8 @@ def test_drawn_digits_are_recognised_and_clear_resets(server, pages):
     assert page.text_content("#status") == ""
     # the canvas went as a PNG file in the multipart field "image", once per drawn stroke at most
     uploads = page.evaluate("() => window.uploads")
-    assert {(u["url"], u["name"], u["type"]) for u in uploads} == {(server.url + "/predict", "drawing.png", "image/png")}
+    expected = {(server.url + "/predict", "drawing.png", "image/png")}
+    assert {(u["url"], u["name"], u["type"]) for u in uploads} == expected
     assert len(sent) == len(uploads) <= sum(len(DIGITS[d]) for d in (0, 1, 7, 4, 3))
     assert all(r.method == "POST" and r.headers["content-type"].startswith("multipart/form-data") for r in sent)
     assert all("authorization" not in r.headers for r in sent)  # no key entered, none sent

@@ -176,7 +176,8 @@ def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnis
     assert answer["model"]["version"] == "1" and answer["predictions"][0]["digit"] == int(labels[0])
     assert run("docker", "compose", "exec", "-T", "service", "id", "-u", env=env).strip() not in ("", "0")
     compose_check = json.loads(run("docker", "compose", "config", "--format", "json", env=env))
-    assert run("docker", "compose", "exec", "-T", "service", *compose_check["services"]["service"]["healthcheck"]["test"][1:],
+    healthcheck = compose_check["services"]["service"]["healthcheck"]["test"][1:]
+    assert run("docker", "compose", "exec", "-T", "service", *healthcheck,
                env=env, check=False).returncode == 0
 
     mnist_dir = Path(os.environ["MNIST_DIR"]).resolve()  # bind-mounted over the data volume: nothing downloads

@@ -205,7 +205,8 @@ def test_all_mirrors_bad_leaves_nothing_and_says_what_to_do(tmp_path, data_dir, 
     assert "\n" not in message and message.startswith("could not download 3 MNIST file(s) from any mirror")
     assert f"(tried {closed_port}, {empty.url}/, {bad.url}/)" in message
     listed = ", ".join(f"{n}.gz" for n in SMALL)
-    assert f"put {listed} (gzip or raw IDX) in {data_dir.resolve()}, or list reachable mirrors in $MNIST_MIRRORS" in message
+    assert (f"put {listed} (gzip or raw IDX) in {data_dir.resolve()}, "
+            "or list reachable mirrors in $MNIST_MIRRORS") in message
     assert [p.name for p in data_dir.iterdir()] == [f"{data.TRAIN_IMAGES}.gz"]  # no partial or temporary files
     assert len(bad.requests) == 3  # every forged copy was fetched and refused
 

@@ -121,7 +121,7 @@ def _read_response(sock, method=""):
             return False
         try:
             chunk = sock.recv(1 << 16)
-        except (ConnectionResetError, TimeoutError, socket.timeout) as exc:
+        except (ConnectionResetError, TimeoutError) as exc:
             note = type(exc).__name__
             return False
         if not chunk:

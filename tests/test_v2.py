@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_network, write_version
 from service import create_app
+from tests.conftest import tiny_network, write_version
 
 INFER = "/v2/models/mnist/infer"
 
@@ -202,7 +202,8 @@ BAD_BODIES = [
     (json.dumps({"inputs": [tensor(data=[None] * 784)]}), "invalid_tensor", "only integers"),
     (json.dumps({"inputs": [tensor(data=[True] * 784)]}), "invalid_tensor", "only integers"),
     (json.dumps({"inputs": [tensor(data=[0.5] * 784)]}), "invalid_tensor", "only integers"),
-    (json.dumps({"inputs": [tensor(data=[256] * 784)]}), "invalid_tensor", "UINT8 data must lie in 0-255, got 256..256"),
+    (json.dumps({"inputs": [tensor(data=[256] * 784)]}), "invalid_tensor",
+     "UINT8 data must lie in 0-255, got 256..256"),
     (json.dumps({"inputs": [tensor(data=[-1] * 784)]}), "invalid_tensor", "0-255"),
     (json.dumps({"inputs": [tensor(datatype="FP32", data=["x"] * 784)]}), "invalid_tensor", "only numbers"),
     (json.dumps({"inputs": [tensor(datatype="FP32", data=[255.0] * 784)]}), "invalid_tensor",
@@ -316,7 +317,8 @@ def test_binary_size_must_fit_the_shape(client):
     squeezed = body[:header_length].replace(b"[1, 784]", b"[2, 784]")
     r = client.post(INFER, data=squeezed + body[header_length:],
                     headers={"Inference-Header-Content-Length": str(len(squeezed))})
-    assert r.status_code == 400 and r.get_json()["error"] == "binary data holds 3136 bytes; FP32 shape [2, 784] needs 6272"
+    assert r.status_code == 400
+    assert r.get_json()["error"] == "binary data holds 3136 bytes; FP32 shape [2, 784] needs 6272"
     stray = json.dumps({"inputs": [tensor()]}).encode()
     r = client.post(INFER, data=stray + b"xx", headers={"Inference-Header-Content-Length": str(len(stray))})
     assert r.status_code == 400 and "2 bytes of binary tensor data follow the JSON" in r.get_json()["error"]

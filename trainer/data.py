@@ -85,7 +85,8 @@ def parse_idx(data, path):
     if have < need:
         raise DataError(f"{path}: truncated: {declared}, file has {have} after the {start}-byte header")
     if have > need:
-        raise DataError(f"{path}: {have - need} trailing bytes: {declared}, file has {have} after the {start}-byte header")
+        raise DataError(f"{path}: {have - need} trailing bytes: {declared}, "
+                        f"file has {have} after the {start}-byte header")
     return np.frombuffer(data, np.uint8, offset=start).reshape(dims).copy()  # copy: writable
 
 

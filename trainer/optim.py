@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+
 class SGD:
     def __init__(self, params, lr=0.1, weight_decay=0.0):
         self.params = list(params)

@@ -34,10 +34,15 @@ def problems(models_dir, model_name, data_dir, download):
 
 
 def _unwritable(directory):
-    """None if a file can be created in ``directory`` (made if missing), else why not."""
+    """None if files can be created in ``directory``, or in the nearest existing folder above it
+    (where the run would create it), else why not. Leaves nothing behind either way."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory, prefix=".tmp-preflight-"):
+        with tempfile.TemporaryFile(dir=existing, prefix=".tmp-preflight-"):
             pass
     except OSError as exc:
         return os.strerror(exc.errno) if exc.errno else type(exc).__name__

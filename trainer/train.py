@@ -91,7 +91,7 @@ def code_version():
 
 def model_card(cfg, mnist, history, seconds, metrics, runs, version):
     return {
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "code_version": version,
         "loss": cfg.loss,
         "labels": [str(d) for d in range(10)],
