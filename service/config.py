@@ -7,13 +7,15 @@ names the variable, instead of surfacing as a 500 later.
 """
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 _CHECKOUT_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
-def default_models_dir():
+def default_models_dir() -> Path:
     """models/ of the checkout (an editable install) or of the working directory
     (``pip install . && mnist-serve`` in a clone), else /models (the container)."""
     for candidate in (_CHECKOUT_MODELS, Path.cwd() / "models"):
@@ -28,7 +30,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    models_dir: Path = None
+    models_dir: Path = None  # type: ignore[assignment]  # None = default_models_dir(), in __post_init__
     model_name: str = "mnist"
     model_version: str = "latest"        # "latest" or a version number to pin
     reload_interval: float = 5.0         # seconds between scans of the models dir; 0 = never
@@ -50,7 +52,7 @@ class Config:
     # (a temp dir) before anything imports prometheus_client. Empty = this process only.
     prometheus_multiproc_dir: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.models_dir is None:
             object.__setattr__(self, "models_dir", default_models_dir())
         object.__setattr__(self, "models_dir", Path(self.models_dir))
@@ -68,11 +70,11 @@ class Config:
                               "could ever be received")
 
     @property
-    def pinned_version(self):
+    def pinned_version(self) -> int | None:
         return None if self.model_version == "latest" else int(self.model_version)
 
     @classmethod
-    def from_env(cls, environ=None, **overrides):
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
         """Defaults, then ``environ`` (default ``os.environ``), then ``overrides``."""
         environ = os.environ if environ is None else environ
         values = {}
@@ -83,7 +85,7 @@ class Config:
         return replace(cls(**values), **overrides)
 
 
-def _parse(name, raw, kind):
+def _parse(name: str, raw: str, kind: Any) -> Any:
     try:
         if kind is bool:
             if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:

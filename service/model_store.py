@@ -17,12 +17,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trainer.model_io import CARD, WEIGHTS, ModelFormatError, forward, list_versions, load_verified
+from trainer.network import Network
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,13 @@ class VersionUnavailable(LookupError):
 class ServedModel:
     name: str
     version: int
-    network: object
-    card: dict
+    network: Network
+    card: dict[str, Any]
     loaded_at: str
     path: Path
     probe_checked: bool = False
 
-    def predict(self, x):
+    def predict(self, x: NDArray[np.float32]) -> NDArray[np.floating]:
         """``x: (n, 784)`` float32 in [0, 1] -> ``(n, 10)`` probabilities (rows sum to 1)."""
         out = forward(self.network, self.card, x)
         if self.network.layers[-1].describe() != {"type": "activation", "name": "softmax"}:
@@ -51,13 +55,13 @@ class ServedModel:
             out /= out.sum(axis=1, keepdims=True)
         return out
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": str(self.version), "loaded_at": self.loaded_at,
                 "test_accuracy": self.card.get("metrics", {}).get("test_accuracy"),
                 "probe_checked": self.probe_checked}
 
 
-def load(model_dir, version):
+def load(model_dir: Path, version: int) -> ServedModel:
     """Load and validate one version; raises ModelFormatError with a one-line reason."""
     path = Path(model_dir) / str(version)
     inside_store(Path(model_dir), path)
@@ -72,7 +76,7 @@ def load(model_dir, version):
     return model
 
 
-def inside_store(model_dir, path):
+def inside_store(model_dir: Path, path: Path) -> None:
     """Refuse a version whose directory or files resolve outside ``model_dir`` (links out of the store)."""
     root = model_dir.resolve()
     for target in (path, path / CARD, path / WEIGHTS):
@@ -80,7 +84,7 @@ def inside_store(model_dir, path):
             raise ModelFormatError(f"{target.relative_to(model_dir)} links outside the model store")
 
 
-def self_check(model):
+def self_check(model: ServedModel) -> None:
     """Predict on a blank and a noise image: shapes right, probabilities finite and summing to 1."""
     x = np.zeros((2, 784), np.float32)
     x[1] = np.random.default_rng(0).random(784, dtype=np.float32)
@@ -90,7 +94,10 @@ def self_check(model):
         raise ModelFormatError(f"self-check failed (output shape {p.shape}, not valid probabilities)")
 
 
-def _signature(path):
+Signature = tuple[tuple[Any, ...], ...] | None
+
+
+def _signature(path: Path) -> Signature:
     """Changes whenever a file in the version dir is written, so a fixed version is retried."""
     try:
         with os.scandir(path) as entries:
@@ -99,7 +106,7 @@ def _signature(path):
         return None
 
 
-def _stamp(entry):
+def _stamp(entry: os.DirEntry) -> tuple[int, int]:
     """Size and mtime of a directory entry; an entry that cannot be stat'ed (a dangling link) as itself."""
     try:
         st = entry.stat()
@@ -111,19 +118,23 @@ def _stamp(entry):
 class ModelStore:
     """Keeps the best loadable version of one model serving, in this process."""
 
-    def __init__(self, models_dir, name, pinned=None, interval=5.0, on_swap=None, on_reject=None):
+    def __init__(self, models_dir: str | os.PathLike, name: str, pinned: int | None = None, interval: float = 5.0,
+                 on_swap: Callable[[ServedModel | None, ServedModel], object] | None = None,
+                 on_reject: Callable[[int, str], object] | None = None) -> None:
         self.model_dir = Path(models_dir) / name
         self.name, self.pinned, self.interval = name, pinned, interval
         self.on_swap = on_swap or (lambda previous, model: None)
         self.on_reject = on_reject or (lambda version, reason: None)
-        self.current = None
+        self.current: ServedModel | None = None
         self.reason = "no model loaded yet"
-        self._failed = {}  # version -> (directory signature, reason) when it failed; read by /health
-        self._others = {}  # version -> (directory signature, ServedModel), oldest first
+        # version -> (directory signature, reason) when it failed; read by /health
+        self._failed: dict[int, tuple[Signature, str]] = {}
+        # version -> (directory signature, ServedModel) of older versions requests asked for, oldest first
+        self._others: dict[int, tuple[Signature, ServedModel]] = {}
         self._lock = threading.Lock()
-        self._poller_pid = None
+        self._poller_pid: int | None = None
 
-    def refresh(self):
+    def refresh(self) -> ServedModel | None:
         """Scan once; swap to the wanted version if it differs and validates. Returns current."""
         with self._lock:  # one scan at a time; readers never take this lock
             for version in self._candidates():
@@ -138,13 +149,13 @@ class ModelStore:
                 self.reason = reason
             return self.current
 
-    def _candidates(self):
+    def _candidates(self) -> list[int]:
         versions = list_versions(self.model_dir)
         if self.pinned is not None:
             return [self.pinned] if self.pinned in versions else []
         return sorted(versions, reverse=True)
 
-    def _load(self, version, signature):
+    def _load(self, version: int, signature: Signature) -> ServedModel | None:
         """``version`` loaded and validated, or None once its failure is logged and remembered.
 
         A version that failed is not tried again until its files change
@@ -166,7 +177,7 @@ class ModelStore:
         self._failed.pop(version, None)
         return model
 
-    def _try(self, version):
+    def _try(self, version: int) -> bool:
         start = time.perf_counter()
         model = self._load(version, _signature(self.model_dir / str(version)))
         if model is None:
@@ -179,7 +190,7 @@ class ModelStore:
         self.on_swap(previous, model)
         return True
 
-    def version(self, version):
+    def version(self, version: int) -> ServedModel:
         """The model at ``version``: the serving one, or another on disk loaded on demand.
 
         Lets a client ask for an older version that is still on disk (TF
@@ -216,19 +227,19 @@ class ModelStore:
                 self._others.pop(next(iter(self._others)))
         return model
 
-    def available(self):
+    def available(self) -> list[int]:
         """Version numbers a request may name: the pinned one, or every version on disk."""
         if self.pinned is not None:
             return [self.pinned]
         return list_versions(self.model_dir)
 
-    def rejected(self):
+    def rejected(self) -> list[dict[str, str]]:
         """``[{"version", "reason"}, ...]`` for the versions on disk that failed, newest first."""
         on_disk = set(list_versions(self.model_dir))
         return [{"version": str(v), "reason": self._failed[v][1]}
                 for v in sorted(self._failed, reverse=True) if v in on_disk]
 
-    def _no_model_reason(self):
+    def _no_model_reason(self) -> str:
         # no path here: a reason is shown to clients (the log line has it)
         if self.pinned is not None and self.pinned not in list_versions(self.model_dir):
             return f"pinned version {self.pinned} of {self.name!r} not found in the model store"
@@ -236,14 +247,14 @@ class ModelStore:
             return f"no versions of {self.name!r} in the model store (MODELS_DIR)"
         return f"no valid version of {self.name!r} in the model store (see /health and the logs)"
 
-    def ensure_polling(self):
+    def ensure_polling(self) -> None:
         """Start this process's poller once; safe to call on every request and after fork."""
         if self.interval <= 0 or self._poller_pid == os.getpid():
             return
         self._poller_pid = os.getpid()  # a forked worker has the parent's pid here, not its own
         threading.Thread(target=self._poll, name=f"model-poller-{self.name}", daemon=True).start()
 
-    def _poll(self):
+    def _poll(self) -> None:
         while True:
             time.sleep(self.interval)
             try:

@@ -8,6 +8,7 @@ Fields the code does not use are free.
 """
 import math
 import re
+from typing import Any
 
 from trainer import activations
 
@@ -22,7 +23,7 @@ class ModelFormatError(Exception):
     """A version directory that is missing, incomplete, corrupt or inconsistent."""
 
 
-def check(card):
+def check(card: Any) -> None:
     """Raise :class:`ModelFormatError` unless ``card`` (parsed JSON) is a card this code can serve."""
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise ModelFormatError(f"{CARD} is not a {FORMAT} card")
@@ -44,7 +45,7 @@ def check(card):
         raise ModelFormatError(f"{CARD}: metrics.test_accuracy must be a number in [0, 1]")
 
 
-def _check_layer(layer, where):
+def _check_layer(layer: Any, where: str) -> None:
     if not isinstance(layer, dict):
         raise ModelFormatError(f"{CARD}: {where} must be an object")
     kind = layer.get("type")
@@ -62,7 +63,7 @@ def _check_layer(layer, where):
         raise ModelFormatError(f"{CARD}: {where}.type must be dense, activation or dropout")
 
 
-def _check_files(files):
+def _check_files(files: Any) -> None:
     if not isinstance(files, dict):
         raise ModelFormatError(f"{CARD}: files must be an object")
     entry = files.get(WEIGHTS, {})
@@ -73,7 +74,7 @@ def _check_files(files):
         raise ModelFormatError(f"{CARD}: files.{WEIGHTS}.sha256 must be 64 lower-case hex digits")
 
 
-def _check_input(inp):
+def _check_input(inp: Any) -> None:
     if not isinstance(inp, dict):
         raise ModelFormatError(f"{CARD}: input must be an object")
     for key, default in (("scale", PIXEL_SCALE), ("mean", 0.0), ("std", 1.0)):
@@ -85,7 +86,7 @@ def _check_input(inp):
         raise ModelFormatError(f"{CARD}: input.scale must be 1/255 (pixels are fed in [0, 1])")
 
 
-def _field(obj, key, kind, where=None, default=None):
+def _field(obj: dict, key: str, kind: type, where: str | None = None, default: Any = None) -> Any:
     value = obj.get(key, default)
     if not isinstance(value, kind):
         name = f"{where}.{key}" if where else key
@@ -93,12 +94,12 @@ def _field(obj, key, kind, where=None, default=None):
     return value
 
 
-def _count(obj, key, where):
+def _count(obj: dict, key: str, where: str) -> int:
     value = obj.get(key)
     if type(value) is not int or not 0 < value <= 1 << 24:
         raise ModelFormatError(f"{CARD}: {where}.{key} must be a positive integer")
     return value
 
 
-def _real(value):
+def _real(value: Any) -> bool:
     return type(value) in (int, float) and math.isfinite(value)

@@ -13,9 +13,12 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trainer import activations
 from trainer.layers import Activation, Dense, Dropout
@@ -31,7 +34,7 @@ PROBE_SIZE = 64
 PROBE_RTOL, PROBE_ATOL = 1e-3, 1e-4  # other BLAS builds differ in the last bits, a wrong layer in the first
 
 
-def list_versions(model_dir):
+def list_versions(model_dir: str | os.PathLike) -> list[int]:
     """Integer version numbers present in ``model_dir``, ascending; [] if it cannot be read."""
     try:
         names = os.listdir(model_dir)
@@ -40,7 +43,7 @@ def list_versions(model_dir):
     return sorted(int(n) for n in names if VERSION_NAME.fullmatch(n) and (Path(model_dir) / n).is_dir())
 
 
-def sha256_file(path):
+def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -48,7 +51,7 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-def architecture(network):
+def architecture(network: Network) -> dict[str, Any]:
     """The card's ``architecture`` block, naming each dense layer's arrays."""
     layers, i = [], 0
     for layer in network.layers:
@@ -61,7 +64,9 @@ def architecture(network):
     return {"input_size": dense[0].W.shape[0], "output_size": dense[-1].W.shape[1], "layers": layers}
 
 
-def save_version(network, card, models_dir, name, artifacts=None, probe=None):
+def save_version(network: Network, card: dict[str, Any], models_dir: str | os.PathLike, name: str,
+                 artifacts: dict[str, Callable[[Path], object]] | None = None,
+                 probe: NDArray[np.uint8] | None = None) -> Path:
     """Write ``network`` and ``card`` as the next version of ``name``; return its path.
 
     ``card`` holds everything but the format, name, version, architecture and
@@ -78,7 +83,7 @@ def save_version(network, card, models_dir, name, artifacts=None, probe=None):
     try:
         inputs = synthetic_probe() if probe is None else np.asarray(probe, np.uint8).reshape(-1, 784)
         with np.errstate(all="ignore"):  # a diverged network is saved as it is; readers judge it
-            outputs = forward(network, card, inputs.astype(np.float32) / 255)
+            outputs: Any = forward(network, card, inputs.astype(np.float32) / 255)
         np.savez(tmp / WEIGHTS, **weights(network), **{PROBE_INPUTS: inputs, PROBE_OUTPUTS: outputs})
         for filename, write in (artifacts or {}).items():
             write(tmp / filename)
@@ -93,7 +98,7 @@ def save_version(network, card, models_dir, name, artifacts=None, probe=None):
         raise
 
 
-def weights(network):
+def weights(network: Network) -> dict[str, Any]:
     """The npz arrays: ``W{i}``, ``b{i}`` for the i-th dense layer."""
     arrays = {}
     for i, dense in enumerate(network.dense_layers()):
@@ -101,13 +106,13 @@ def weights(network):
     return arrays
 
 
-def synthetic_probe(n=PROBE_SIZE, seed=0):
+def synthetic_probe(n: int = PROBE_SIZE, seed: int = 0) -> NDArray[np.uint8]:
     """``(n, 784)`` uint8: sparse strokes of random brightness, a stand-in for digits."""
     rng = np.random.default_rng(seed)
     return (rng.random((n, 784)) < 0.2) * rng.integers(0, 256, (n, 784), dtype=np.uint8)
 
 
-def forward(network, card, x):
+def forward(network: Network, card: dict[str, Any], x: NDArray[np.floating]) -> NDArray[np.floating]:
     """The network's raw outputs for ``x: (n, 784)`` float32 pixels in [0, 1], normalised as ``card`` says."""
     inp = card.get("input", {})
     mean, std = inp.get("mean", 0.0), inp.get("std", 1.0)
@@ -116,7 +121,7 @@ def forward(network, card, x):
     return network.forward(x)
 
 
-def _rename_into_place(tmp, model_dir, card):
+def _rename_into_place(tmp: Path, model_dir: Path, card: dict[str, Any]) -> Path:
     """Claim the next free version number; retry if a concurrent writer (or a stray file) took it."""
     number = 0
     for _ in range(100):
@@ -133,13 +138,13 @@ def _rename_into_place(tmp, model_dir, card):
     raise ModelFormatError("could not claim a version number")
 
 
-def load_version(path):
+def load_version(path: str | os.PathLike) -> tuple[Network, dict[str, Any]]:
     """Read and validate one version directory; return ``(network, card)`` (see :func:`load_verified`)."""
     network, card, _ = load_verified(path)
     return network, card
 
 
-def load_verified(path):
+def load_verified(path: str | os.PathLike) -> tuple[Network, dict[str, Any], bool]:
     """Read and validate one version directory; return ``(network, card, probe_checked)``.
 
     Raises :class:`ModelFormatError` with a one-line reason (without the path)
@@ -163,7 +168,7 @@ def load_verified(path):
     return network, card, _check_probe(network, card, arrays)
 
 
-def _check_probe(network, card, arrays):
+def _check_probe(network: Network, card: dict[str, Any], arrays: dict[str, NDArray]) -> bool:
     inputs, outputs = arrays.get(PROBE_INPUTS), arrays.get(PROBE_OUTPUTS)
     if inputs is None and outputs is None:
         return False
@@ -178,7 +183,7 @@ def _check_probe(network, card, arrays):
     return True
 
 
-def _read_card(path):
+def _read_card(path: Path) -> dict[str, Any]:
     for name in (CARD, WEIGHTS):  # a FIFO or device would block or stream forever: regular files only
         if not (path / name).is_file():
             raise ModelFormatError(f"no {name}" if not (path / name).exists() else f"{name} is not a regular file")
@@ -192,7 +197,7 @@ def _read_card(path):
     return card
 
 
-def _build(card, arrays):
+def _build(card: dict[str, Any], arrays: dict[str, NDArray]) -> Network:
     """Rebuild the network from the card's layer list (schema-checked), checking every array against it."""
     try:
         specs = card["architecture"]["layers"]
@@ -207,7 +212,7 @@ def _build(card, arrays):
     return net
 
 
-def _layer(spec, arrays, width):
+def _layer(spec: dict[str, Any], arrays: dict[str, NDArray], width: int) -> Activation | Dropout | Dense:
     kind = spec["type"]
     if kind == "activation":
         activations.get(spec["name"])

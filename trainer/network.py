@@ -1,7 +1,10 @@
 """The network: a list of layers, a loss, and a training loop over mini-batches."""
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trainer import losses, optim
 from trainer.layers import Dense
@@ -14,48 +17,48 @@ class Network:
     >>> net.add(Dense(784, 100)); net.add(Activation("tanh"))
     """
 
-    def __init__(self):
-        self.layers = []
-        self.loss = None
+    def __init__(self) -> None:
+        self.layers: list[Any] = []
+        self.loss: Any = None
 
-    def add(self, layer):
+    def add(self, layer: Any) -> "Network":
         self.layers.append(layer)
         return self
 
-    def use(self, loss):
+    def use(self, loss: Any) -> "Network":
         """Set the loss, by name (``"mse"``) or as an object from :mod:`trainer.losses`."""
         self.loss = losses.get(loss) if isinstance(loss, str) else loss
         return self
 
     # -- inference -------------------------------------------------------------
-    def forward(self, x, training=False):
+    def forward(self, x: NDArray, training: bool = False) -> NDArray:
         """Run ``x: (n, d_in)`` through every layer; returns the output ``(n, d_out)``."""
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
 
-    def predict_proba(self, x, batch_size=4096):
+    def predict_proba(self, x: NDArray, batch_size: int = 4096) -> NDArray:
         """Class scores for ``x: (n, 784)`` float32, in batches to bound memory: ``(n, 10)``."""
         x = np.asarray(x, dtype=self.dtype)
         return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    def predict(self, x):
+    def predict(self, x: NDArray) -> NDArray[np.intp]:
         """Predicted class per row of ``x``: ``(n,)`` int."""
         return self.predict_proba(x).argmax(axis=1)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         dense = self.dense_layers()
-        return dense[0].W.dtype if dense else np.float32
+        return dense[0].W.dtype if dense else np.dtype(np.float32)
 
-    def dense_layers(self):
+    def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
-    def parameters(self):
+    def parameters(self) -> list[tuple[NDArray, NDArray]]:
         return [pair for layer in self.layers for pair in layer.parameters()]
 
     # -- training --------------------------------------------------------------
-    def backward(self, out, y):
+    def backward(self, out: NDArray, y: NDArray) -> NDArray:
         """Backpropagate the loss gradient for one batch; fills every layer's grads."""
         layers = self.layers
         if self.loss.fuses and getattr(layers[-1], "name", None) == self.loss.fuses:
@@ -65,16 +68,18 @@ class Network:
             delta = layer.backward(delta)
         return delta
 
-    def train_step(self, x, y, optimizer, lr):
+    def train_step(self, x: NDArray, y: NDArray, optimizer: Any, lr: float) -> tuple[float, int]:
         """One mini-batch: forward, backward, update. Returns ``(loss, n_correct)``."""
         out = self.forward(x, training=True)
         self.backward(out, y)
         optimizer.step(lr)
         return self.loss.value(out, y), int((out.argmax(1) == y.argmax(1)).sum())
 
-    def fit(self, x, y, epochs=1, batch_size=32, lr=0.1, optimizer="sgd", schedule="constant",
-            weight_decay=0.0, warmup=0, rng=None, augment=None, validation=None, callback=None,
-            epoch_size=None):
+    def fit(self, x: NDArray, y: NDArray, epochs: int = 1, batch_size: int = 32, lr: float = 0.1,
+            optimizer: Any = "sgd", schedule: str = "constant", weight_decay: float = 0.0, warmup: int = 0,
+            rng: np.random.Generator | None = None, augment: Callable | None = None,
+            validation: tuple[NDArray, NDArray] | None = None, callback: Callable | None = None,
+            epoch_size: int | None = None) -> list[dict[str, Any]]:
         """Train with mini-batch gradient descent.
 
         x: (n, d) float inputs; y: (n, k) one-hot targets. Each epoch visits
@@ -98,7 +103,7 @@ class Network:
         total, step, history, start = epochs * steps_per_epoch, 0, [], time.perf_counter()
         for epoch in range(1, epochs + 1):
             order = rng.permutation(len(x))[:n_per_epoch]
-            loss_sum = correct = 0
+            loss_sum, correct = 0.0, 0
             for i in range(0, n_per_epoch, batch_size):
                 idx = order[i:i + batch_size]
                 xb = x[idx] if augment is None else augment(x[idx], rng)
@@ -116,7 +121,7 @@ class Network:
                 break
         return history
 
-    def accuracy(self, x, y):
+    def accuracy(self, x: NDArray, y: NDArray) -> float:
         """Fraction of rows whose predicted class matches ``y`` (labels or one-hot)."""
         labels = y.argmax(1) if y.ndim == 2 else y
         return float((self.predict(x) == labels).mean())
