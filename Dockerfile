@@ -24,6 +24,7 @@ RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.tom
 # ships a layer of a few hundred kB, not the 130 MB of dependencies again.
 FROM deps AS build
 COPY README.md ./
+COPY neuralnet ./neuralnet
 COPY trainer ./trainer
 COPY service ./service
 RUN pip install --no-compile --no-deps --target /opt/app .

@@ -41,10 +41,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from notebook_reference import notebook_network  # noqa: E402
 
-from trainer import augment, optim  # noqa: E402
+from neuralnet import optim  # noqa: E402
+from neuralnet.layers import Activation, Dense  # noqa: E402
+from neuralnet.network import Network  # noqa: E402
+from trainer import augment  # noqa: E402
 from trainer.data import DataError, load_mnist  # noqa: E402
-from trainer.layers import Activation, Dense  # noqa: E402
-from trainer.network import Network  # noqa: E402
 from trainer.presets import preset  # noqa: E402
 from trainer.train import build_network, split  # noqa: E402
 

@@ -104,7 +104,7 @@ def on_starting(server):
 
 def _say_what_is_served(log):
     """One line at start naming the store, and a warning when it holds nothing to serve."""
-    from trainer.model_io import list_versions
+    from neuralnet.model_io import list_versions
 
     store = _cfg.models_dir.resolve() / _cfg.model_name
     versions = list_versions(store)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from trainer.model_io import CARD, WEIGHTS, ModelFormatError, forward, list_versions, load_verified
-from trainer.network import Network
+from neuralnet.model_io import CARD, WEIGHTS, ModelFormatError, forward, list_versions, load_verified
+from neuralnet.network import Network
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import re
 
 from flask import Blueprint, Response, current_app, g, request
 
-import trainer
+import neuralnet
 from service import binary_tensors, tensors
 from service.errors import ApiError
 from service.model_store import VersionUnavailable
@@ -37,7 +37,7 @@ OUTPUTS = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
 
 @bp.get("")
 def server_metadata():
-    return {"name": SERVER_NAME, "version": trainer.__version__, "extensions": ["binary_tensor_data"]}
+    return {"name": SERVER_NAME, "version": neuralnet.__version__, "extensions": ["binary_tensor_data"]}
 
 
 @bp.get("/health/live")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from neuralnet import Activation, Dense, Network
+from neuralnet.model_io import save_version
 from service import create_app
-from trainer import Activation, Dense, Network
-from trainer.model_io import save_version
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_MODEL = REPO / "models" / "mnist" / "1"

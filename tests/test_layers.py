@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from trainer import Activation, Dense, Dropout, Network, activations, losses
+from neuralnet import Activation, Dense, Dropout, Network, activations, losses
 
 EPS = 1e-6
 

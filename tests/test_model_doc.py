@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer import Activation, Dense, Dropout, Network
-from trainer.model_io import load_version, save_version
+from neuralnet import Activation, Dense, Dropout, Network
+from neuralnet.model_io import load_version, save_version
 
 README = Path(__file__).parents[1] / "models" / "README.md"
 

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
+from neuralnet import Activation, Dense, Dropout, Network
+from neuralnet.model_io import ModelFormatError, list_versions, load_version, save_version
 from tests.conftest import tiny_network, write_version
-from trainer import Activation, Dense, Dropout, Network
-from trainer.model_io import ModelFormatError, list_versions, load_version, save_version
 
 
 def test_round_trip_predicts_identically(tmp_path):
@@ -66,7 +66,7 @@ def edit_card(path, change):
 
 def rewrite_npz(path, **arrays):
     """Replace (or with None, drop) arrays in model.npz and fix the card's checksum, so only the content is wrong."""
-    from trainer.model_io import sha256_file
+    from neuralnet.model_io import sha256_file
 
     with np.load(path / "model.npz") as npz:
         data = {**{k: npz[k] for k in npz.files}, **arrays}
@@ -136,7 +136,7 @@ BROKEN = {
 
 
 def truncate_and_rehash(path):
-    from trainer.model_io import sha256_file
+    from neuralnet.model_io import sha256_file
 
     data = (path / "model.npz").read_bytes()
     (path / "model.npz").write_bytes(data[: len(data) - 200])

@@ -1,7 +1,8 @@
 """The Network as a whole: the notebook's XOR, reproducibility, augmentation."""
 import numpy as np
 
-from trainer import Activation, Dense, Network, augment
+from neuralnet import Activation, Dense, Network
+from trainer import augment
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float64)
 XOR_Y = np.array([[0], [1], [1], [0]], np.float64)

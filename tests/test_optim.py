@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer import optim
+from neuralnet import optim
 
 
 def pair(w, g):

@@ -461,7 +461,7 @@ def model():
     version = ROOT / "models" / "mnist" / "1"
     if not (version / "model.npz").is_file():
         pytest.skip("no committed model at models/mnist/1")
-    from trainer.model_io import load_version
+    from neuralnet.model_io import load_version
     return load_version(version)[0]
 
 

@@ -3,6 +3,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -101,30 +102,37 @@ def test_corrupt_version_is_skipped_while_serving(server, models_dir):
 
 
 def test_sigterm_lets_in_flight_requests_finish(models_dir, tmp_path):
+    """Two uploads are half sent when SIGTERM arrives: both are still read to the end and answered."""
     big = png(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8))
     boundary = "inflight"
     body = form([("image", (f"{i}.png", big)) for i in range(16)], boundary)
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode()
     with LiveServer(models_dir, tmp_path, max_batch_images=64, max_upload_bytes=100_000_000) as live:
-        results, sent = [], [threading.Event(), threading.Event()]
+        results, half_sent, signalled = [], [threading.Event(), threading.Event()], threading.Event()
 
-        def slow_request(i):
-            conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=60)
-            conn.request("POST", "/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-            # 36 MB cannot sit in socket buffers: once it is all sent, the worker is reading or decoding it
-            sent[i].set()
-            results.append(conn.getresponse().status)
-            conn.close()
+        def upload(i):
+            with socket.create_connection(("127.0.0.1", live.port), timeout=60) as sock:
+                sock.sendall(head + body[:len(body) // 2])
+                half_sent[i].set()
+                signalled.wait(30)
+                sock.sendall(body[len(body) // 2:])
+                response = http.client.HTTPResponse(sock)
+                response.begin()
+                results.append((response.status, len(json.loads(response.read())["predictions"])))
 
-        threads = [threading.Thread(target=slow_request, args=(i,)) for i in range(2)]
+        threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
-        assert all(event.wait(30) for event in sent)
-        assert results == []  # neither has been answered when SIGTERM arrives
+        assert all(event.wait(30) for event in half_sent)
         started = time.time()
-        code = live.stop(signal.SIGTERM)
+        live.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the workers have the signal before the rest of the bodies arrive
+        signalled.set()
         for t in threads:
             t.join()
-    assert results == [200, 200]
+        code = live.stop()
+    assert results == [(200, 16), (200, 16)]
     assert code == 0 and time.time() - started < 25
 
 

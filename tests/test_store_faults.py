@@ -1,7 +1,7 @@
 """Faults in the model store: whatever sits on disk, the service keeps serving and says what it refused.
 
 For a version directory that is broken in any way, the store promises
-(service/model_store.py, trainer/model_io.py, trainer/model_card.py):
+(service/model_store.py, neuralnet/model_io.py, neuralnet/model_card.py):
 
 - only that version is refused; the newest valid one serves, whether it is
   older or was written after the broken one;

@@ -4,7 +4,8 @@ import os
 import signal
 import sys
 
-from trainer import activations, augment, init, losses, optim, preflight
+from neuralnet import activations, init, losses, optim
+from trainer import augment, preflight
 from trainer.data import DataError, load_mnist
 from trainer.presets import PRESETS, preset
 from trainer.train import log, run

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-import trainer
+import neuralnet
+from neuralnet.layers import Activation, Dense, Dropout
+from neuralnet.model_io import PROBE_SIZE, save_version
+from neuralnet.network import Network
 from trainer import augment, report
-from trainer.layers import Activation, Dense, Dropout
-from trainer.model_io import PROBE_SIZE, save_version
-from trainer.network import Network
 
 
 def log(message):
@@ -84,9 +84,9 @@ def code_version():
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=Path(__file__).parent, timeout=5, check=True).stdout.strip()
-        return f"{trainer.__version__}+g{sha}"
+        return f"{neuralnet.__version__}+g{sha}"
     except (OSError, subprocess.SubprocessError):
-        return trainer.__version__
+        return neuralnet.__version__
 
 
 def model_card(cfg, mnist, history, seconds, metrics, runs, version):

@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from trainer import losses, optim
-from trainer.layers import Dense
+from neuralnet import losses, optim
+from neuralnet.layers import Dense
 
 
 class Network:
@@ -26,7 +26,7 @@ class Network:
         return self
 
     def use(self, loss: Any) -> "Network":
-        """Set the loss, by name (``"mse"``) or as an object from :mod:`trainer.losses`."""
+        """Set the loss, by name (``"mse"``) or as an object from :mod:`neuralnet.losses`."""
         self.loss = losses.get(loss) if isinstance(loss, str) else loss
         return self
 

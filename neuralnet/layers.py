@@ -6,8 +6,8 @@ parameters with their gradients. Arrays are batches with samples in rows:
 """
 import numpy as np
 
-from trainer import activations
-from trainer.init import INITIALISERS
+from neuralnet import activations
+from neuralnet.init import INITIALISERS
 
 
 class Layer:
@@ -73,7 +73,7 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """Applies an activation from :mod:`trainer.activations` element-wise."""
+    """Applies an activation from :mod:`neuralnet.activations` element-wise."""
 
     def __init__(self, name):
         self.name = name

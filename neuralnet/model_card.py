@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from trainer import activations
+from neuralnet import activations
 
 FORMAT = "mnist-serving/model"
 FORMAT_VERSION = 1

@@ -2,7 +2,7 @@
 
 The format is documented in ``models/README.md``. Writers build a version in a
 hidden temporary directory and rename it into place, so readers never see a
-half-written version; readers verify the card (:mod:`trainer.model_card`), the
+half-written version; readers verify the card (:mod:`neuralnet.model_card`), the
 weights' checksum and every shape before handing back a network, and then that
 the network gives the outputs recorded for the version's probe batch, so a
 card that misdescribes its weights (say ``sigmoid`` for ``relu``) is refused.
@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from trainer import activations
-from trainer.layers import Activation, Dense, Dropout
-from trainer.model_card import CARD, FORMAT, FORMAT_VERSION, WEIGHTS, ModelFormatError, check
-from trainer.network import Network
+from neuralnet import activations
+from neuralnet.layers import Activation, Dense, Dropout
+from neuralnet.model_card import CARD, FORMAT, FORMAT_VERSION, WEIGHTS, ModelFormatError, check
+from neuralnet.network import Network
 
 __all__ = ["CARD", "FORMAT", "FORMAT_VERSION", "WEIGHTS", "ModelFormatError", "list_versions", "load_version",
            "load_verified", "save_version", "forward"]
