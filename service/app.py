@@ -1,6 +1,5 @@
 """The application factory: configuration, model store, metrics, routes, errors."""
 import time
-from types import SimpleNamespace
 
 from flask import Flask, g, request
 
@@ -8,6 +7,7 @@ from service import body, errors, health, logs, page, predict, security, v2
 from service.config import Config
 from service.metrics import Metrics
 from service.model_store import ModelStore
+from service.state import State, install
 
 
 def create_app(config=None):
@@ -17,7 +17,7 @@ def create_app(config=None):
     app = Flask(__name__, static_folder=None)  # the page is served at / only, with its CSP
     # Werkzeug's own form limits (500 kB text fields, 1,000 parts) would answer a
     # surprise 413 below MAX_UPLOAD_BYTES: tie them to the service's limits instead.
-    app.config.update(SERVICE=config, MAX_CONTENT_LENGTH=config.max_upload_bytes,
+    app.config.update(MAX_CONTENT_LENGTH=config.max_upload_bytes,
                       MAX_FORM_MEMORY_SIZE=config.max_upload_bytes,
                       MAX_FORM_PARTS=max(1000, 2 * config.max_batch_images))
     app.json.sort_keys = False
@@ -29,8 +29,7 @@ def create_app(config=None):
                        interval=config.reload_interval,
                        on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()),
                        on_reject=lambda version, reason: metrics.reloads.labels("failure").inc())
-    app.extensions["mnist"] = SimpleNamespace(config=config, store=store, metrics=metrics,
-                                              pending=body.PendingBytes(config.max_pending_bytes))
+    install(app, State(config, store, metrics, body.PendingBytes(config.max_pending_bytes)))
     store.refresh()
     store.ensure_polling()
 

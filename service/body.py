@@ -21,9 +21,10 @@ of the body on the socket cannot be told apart from a next request.
 import contextlib
 import io
 
-from flask import current_app, g, request
+from flask import g, request
 
 from service.errors import ApiError
+from service.state import state
 from service.worker import close_connection
 
 CHUNK = 1 << 16
@@ -58,14 +59,14 @@ def receive():
     """Read a POST body into memory and put it back as the request's input stream."""
     if request.method not in ("POST", "PUT", "PATCH"):
         return
-    cfg = current_app.config["SERVICE"]
+    cfg = state().config
     length, chunked = request.content_length, request.environ.get("wsgi.input_terminated", False)
     if length is not None and length > cfg.max_upload_bytes:
         raise _failed(413, "payload_too_large", f"request body larger than {cfg.max_upload_bytes} bytes "
                                                 "(MAX_UPLOAD_BYTES)")
     g.pending_bytes = 0
     body = _read(request.environ["wsgi.input"], length if length is not None else (None if chunked else 0),
-                 cfg.max_upload_bytes, current_app.extensions["mnist"].pending, cfg.body_timeout)
+                 cfg.max_upload_bytes, state().pending, cfg.body_timeout)
     request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
                             "wsgi.input_terminated": False})
 
@@ -129,4 +130,4 @@ def _failed(status, code, message, headers=None):
 def _release(exc=None):
     promised = g.pop("pending_bytes", 0)
     if promised:
-        current_app.extensions["mnist"].pending.release(promised)
+        state().pending.release(promised)

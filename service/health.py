@@ -7,14 +7,16 @@ metrics are degraded: what an operator needs without reading the logs. It is
 built from state the worker already holds, so it costs no disk access but a
 directory listing.
 """
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
+
+from service.state import state
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
 def ready():
-    ext = current_app.extensions["mnist"]
+    ext = state()
     model = ext.store.current
     detail = {"rejected_versions": ext.store.rejected(), "metrics": ext.metrics.degraded or "ok"}
     if model is None:
@@ -31,5 +33,5 @@ def live():
 
 @bp.get("/metrics")
 def metrics():
-    body, content_type = current_app.extensions["mnist"].metrics.render()
+    body, content_type = state().metrics.render()
     return Response(body, content_type=content_type)

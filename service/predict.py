@@ -1,22 +1,15 @@
 """POST /predict: uploaded digit images in, one prediction per image out."""
-import time
-
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from service import preprocess
 from service.errors import ApiError
+from service.inference import classify, serving_model
+from service.state import state
 from service.uploads import image_blobs
 
 bp = Blueprint("predict", __name__)
-
-
-def serving_model():
-    model = current_app.extensions["mnist"].store.current
-    if model is None:
-        raise ApiError(503, "no_model", current_app.extensions["mnist"].store.reason, {"Retry-After": "5"})
-    return model
 
 
 def decode_all(blobs, max_pixels, max_request_pixels):
@@ -75,26 +68,12 @@ def _open_with_pillow(i, blob, max_pixels):
         raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
 
 
-def classify(model, x):
-    """Probabilities for ``x: (n, 784)``, timed into the inference histogram."""
-    metrics = current_app.extensions["mnist"].metrics
-    start = time.perf_counter()
-    p = model.predict(x)
-    metrics.inference.observe(time.perf_counter() - start)
-    digits = p.argmax(axis=1)
-    metrics.images.inc(len(digits))
-    for d, n in enumerate(np.bincount(digits, minlength=10).tolist()):
-        if n:  # one write per digit seen, not per image: each is a shared-memory update
-            metrics.digits.labels(str(d)).inc(n)
-    return p, digits
-
-
 @bp.post("/predict")
 def predict():
     model = serving_model()
-    cfg = current_app.config["SERVICE"]
+    cfg = state().config
     blobs = image_blobs(request, cfg.max_batch_images)
-    current_app.extensions["mnist"].metrics.upload_bytes.inc(sum(map(len, blobs)))
+    state().metrics.upload_bytes.inc(sum(map(len, blobs)))
     x = preprocess.to_batch(decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels))
     p, digits = classify(model, x)
     return Response(encode_predictions(model, p, digits), mimetype="application/json")

@@ -13,9 +13,10 @@ older version from disk.
 """
 import hmac
 
-from flask import current_app, request
+from flask import request
 
 from service.errors import ApiError
+from service.state import state
 
 OPEN_ENDPOINTS = {"health.ready", "health.live", "health.metrics", "page.index",
                   "v2.server_metadata", "v2.live", "v2.ready"}
@@ -32,7 +33,7 @@ def authorise():
         return  # unknown URLs get their 404 either way
     if request.endpoint == "v2.model_ready" and (request.view_args or {}).get("version") is None:
         return
-    require_api_key(current_app.config["SERVICE"].api_key, request.headers)
+    require_api_key(state().config.api_key, request.headers)
 
 
 def add_headers(response):

@@ -17,13 +17,13 @@ probes and server metadata stay open (:mod:`service.security`).
 """
 import re
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 import neuralnet
 from service import binary_tensors, tensors
 from service.errors import ApiError
-from service.model_store import VersionUnavailable
-from service.predict import classify, serving_model
+from service.inference import classify, model_version, serving_model
+from service.state import state
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -47,7 +47,7 @@ def live():
 
 @bp.get("/health/ready")
 def ready():
-    store = current_app.extensions["mnist"].store
+    store = state().store
     if store.current is None:
         return {"ready": False, "error": store.reason, "code": "no_model"}, 503
     return {"ready": True}
@@ -55,24 +55,21 @@ def ready():
 
 def model_at(name, version):
     """The model a /v2/models/<name>[/versions/<v>] URL names; 404 or 503 if there is none."""
-    store = current_app.extensions["mnist"].store
+    store = state().store
     if name != store.name:
         raise ApiError(404, "model_not_found", f"unknown model {name!r}; this service serves {store.name!r}")
     if version is None:
         return serving_model()
     if not VERSION.fullmatch(version):
         raise ApiError(404, "version_not_found", "version must be a positive integer")
-    try:
-        return store.version(int(version))
-    except VersionUnavailable as exc:
-        raise ApiError(404, "version_not_found", str(exc)) from None
+    return model_version(int(version))
 
 
 @bp.get("/models/<name>", defaults={"version": None})
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name, version):
     model_at(name, version)
-    store = current_app.extensions["mnist"].store
+    store = state().store
     return {"name": name, "versions": [str(v) for v in store.available()], "platform": PLATFORM,
             "inputs": INPUTS, "outputs": OUTPUTS}
 
@@ -93,7 +90,7 @@ def infer(name, version):
         raise ApiError(415, "unsupported_media_type", "infer takes a JSON request body; POST image files "
                                                       "to /predict")
     body = request.get_data(cache=False)
-    ext = current_app.extensions["mnist"]
+    ext = state()
     ext.metrics.upload_bytes.inc(len(body))
     header, binary = binary_tensors.split(body, request.headers.get(binary_tensors.HEADER))
     req = tensors.parse_request(header, ext.config.max_batch_images, binary)

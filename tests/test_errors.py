@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from service import create_app
+from service.state import state
 from tests.conftest import png
 
 GOOD = png(np.zeros((28, 28), np.uint8))  # blank, but a valid image: predicts without error
@@ -114,7 +115,7 @@ def test_pinned_version_missing_says_so(models_dir):
 
 
 def test_an_unexpected_failure_is_a_json_500_without_details(app, monkeypatch):
-    model = app.extensions["mnist"].store.current
+    model = state(app).store.current
 
     def explode(x):
         raise RuntimeError("secret internal detail /etc/passwd")

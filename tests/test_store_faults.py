@@ -45,6 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app
 from service.model_store import ModelStore
+from service.state import state
 from tests.conftest import png, tiny_network, write_version
 from tests.live_server import LiveServer
 from tests.test_model_io import edit_card, truncate_and_rehash
@@ -175,7 +176,7 @@ def reloads(text, result):
 
 def app_over(config, models_dir):
     app = create_app({**config, "models_dir": models_dir})
-    return app.test_client(), app.extensions["mnist"].store
+    return app.test_client(), state(app).store
 
 
 def assert_version_not_found(response):

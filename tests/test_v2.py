@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service import create_app
+from service.state import state
 from tests.conftest import tiny_network, write_version
 
 INFER = "/v2/models/mnist/infer"
@@ -226,7 +227,7 @@ def test_malformed_requests_are_400_with_the_reason(client, body, code, message)
 
 
 def test_too_many_images_is_413(app):
-    client = create_app({**app.extensions["mnist"].config.__dict__, "max_batch_images": 4}).test_client()
+    client = create_app({**state(app).config.__dict__, "max_batch_images": 4}).test_client()
     r = infer(client, tensor(5))
     assert r.status_code == 413
     assert r.get_json() == {"error": "at most 4 images per request, got 5", "code": "too_many_images"}

@@ -1,0 +1,45 @@
+"""The one inference path that every protocol calls: which model serves, and running it.
+
+/predict and the V2 routes differ in how images arrive and how answers are
+written; what happens between (the model chosen, the forward pass, its
+timing and the counts of predicted digits) happens here, once.
+"""
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.errors import ApiError
+from service.model_store import ServedModel, VersionUnavailable
+from service.state import state
+
+
+def serving_model() -> ServedModel:
+    """The model /health reports, or 503 ``no_model`` (with Retry-After) while there is none."""
+    store = state().store
+    model = store.current
+    if model is None:
+        raise ApiError(503, "no_model", store.reason, {"Retry-After": "5"})
+    return model
+
+
+def model_version(version: int) -> ServedModel:
+    """Version ``version`` (the serving one, or another on disk); 404 ``version_not_found`` if unavailable."""
+    try:
+        return state().store.version(version)
+    except VersionUnavailable as exc:
+        raise ApiError(404, "version_not_found", str(exc)) from None
+
+
+def classify(model: ServedModel, x: NDArray[np.float32]) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
+    """``(probabilities (n, 10), digits (n,))`` for ``x: (n, 784)``, timed and counted in the metrics."""
+    metrics = state().metrics
+    start = time.perf_counter()
+    p = model.predict(x)
+    metrics.inference.observe(time.perf_counter() - start)
+    digits = p.argmax(axis=1)
+    metrics.images.inc(len(digits))
+    for d, n in enumerate(np.bincount(digits, minlength=10).tolist()):
+        if n:  # one write per digit seen, not per image: each is a shared-memory update
+            metrics.digits.labels(str(d)).inc(n)
+    return p, digits
