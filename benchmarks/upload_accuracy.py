@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests/uploads.py is not part of the installed package
 
 from neuralnet.model_io import list_versions, load_version  # noqa: E402
-from service.preprocess import decode_image, to_mnist  # noqa: E402
+from service.decode import decode_image  # noqa: E402
+from service.preprocess import to_mnist  # noqa: E402
 from tests.uploads import KINDS, encode, find_fonts, mnist_test_digits, upload_set  # noqa: E402
 
 MAX_PIXELS = 40_000_000

@@ -3,7 +3,7 @@ import numpy as np
 import orjson
 from flask import Blueprint, Response, request
 
-from service import preprocess
+from service import decode, preprocess
 from service.errors import ApiError
 from service.inference import classify, serving_model
 from service.state import state
@@ -30,7 +30,7 @@ def decode_all(blobs, max_pixels, max_request_pixels):
         _, img = opened[i]
         opened[i] = None  # from here the loop holds the only reference, so a large image dies with it
         if img is None:  # a plain greyscale PNG, decoded by libspng unless it refuses the file
-            pixels = preprocess.decode_grey_png(blob, max_pixels=max_pixels)
+            pixels = decode.decode_grey_png(blob, max_pixels=max_pixels)
             if pixels is not None:
                 images.append(pixels)
                 continue
@@ -42,8 +42,8 @@ def decode_all(blobs, max_pixels, max_request_pixels):
 def _small(i, img):
     """``img`` decoded and shrunk; a large original is closed, which frees its decoder's buffers too."""
     try:
-        small = preprocess.shrink(preprocess.load(img))
-    except preprocess.InvalidImage as exc:
+        small = preprocess.shrink(decode.load(img))
+    except decode.InvalidImage as exc:
         raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
     if small is not img:
         img.close()
@@ -52,7 +52,7 @@ def _small(i, img):
 
 def _open(i, blob, max_pixels):
     """``(pixels it decodes to, lazy PIL image)``; the image is None for a plain greyscale PNG."""
-    size = preprocess.plain_grey_png(blob, max_pixels)
+    size = decode.plain_grey_png(blob, max_pixels)
     if size is not None:
         return size[0] * size[1], None
     img = _open_with_pillow(i, blob, max_pixels)
@@ -61,10 +61,10 @@ def _open(i, blob, max_pixels):
 
 def _open_with_pillow(i, blob, max_pixels):
     try:
-        return preprocess.open_image(blob, max_pixels=max_pixels)
-    except preprocess.ImageTooLarge as exc:
+        return decode.open_image(blob, max_pixels=max_pixels)
+    except decode.ImageTooLarge as exc:
         raise ApiError(413, "image_too_large", f"image {i}: {exc}") from None
-    except preprocess.InvalidImage as exc:
+    except decode.InvalidImage as exc:
         raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
 
 

@@ -23,24 +23,9 @@ Plain 28x28 grayscale digits that are already MNIST-like skip all of it.
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from service.imaging import (
-    ImageError,
-    ImageTooLarge,
-    InvalidImage,
-    border_pixels,
-    decode_grey_png,
-    decode_image,
-    load,
-    mean_width,
-    open_image,
-    paper_only,
-    plain_grey_png,
-    standard,
-    upright,
-)
+from service.imaging import border_pixels, mean_width, paper_only, standard, upright
 
-__all__ = ["ImageError", "ImageTooLarge", "InvalidImage", "decode_grey_png", "decode_image", "load", "open_image",
-           "plain_grey_png", "shrink", "to_mnist", "to_batch"]
+__all__ = ["shrink", "to_mnist", "to_batch"]
 
 SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
 WORK_SIDE = 256      # larger images are box-reduced first: a 20x20 digit needs far fewer pixels

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from service.preprocess import ImageTooLarge, InvalidImage, decode_grey_png, decode_image, to_batch, to_mnist
+from service.decode import ImageTooLarge, InvalidImage, decode_grey_png, decode_image
+from service.preprocess import to_batch, to_mnist
 from tests import uploads
 from trainer.data import missing_files
 
