@@ -13,8 +13,7 @@ In one run (about 2 minutes on 2 quiet cores):
 3. the default recipe (784-800-800-10 ReLU, softmax CE, Adam, cosine, batch 128,
    shifts) on the real MNIST: seconds per epoch, the time its matrix products
    alone need at the measured rates (bar: >= 70% of the epoch), an epoch
-   split into augmentation, forward, backward, optimiser step and the rest,
-   and the Adam step on one thread against two;
+   split into augmentation, forward, backward, optimiser step and the rest;
 4. the same network and recipe in PyTorch (CPU), when ``torch`` is installed
    (bar: NumPy no slower);
 5. peak memory (max RSS) of a default training run, in a child process
@@ -195,33 +194,6 @@ def breakdown(net, opt, x, y, steps, seed):
     parts["other (indexing, loss, accuracy)"] = time.perf_counter() - start - sum(parts.values())
     n_steps = -(-len(order) // b)
     return {part: seconds / n_steps for part, seconds in parts.items()}
-
-
-def adam_threads(net, trained, x, y, rounds=10, steps=40):
-    """Median ms per Adam step on 1 and on 2 threads, in alternating rounds of real steps.
-
-    Both optimisers start from the trained one's moments; each step follows a
-    forward and backward pass, so the caches hold what they hold in training.
-    """
-    times = {}
-    for threads in (1, 2):
-        opt = optim.Adam(net.parameters(), DEFAULT.lr, DEFAULT.weight_decay, threads=threads)
-        for mine, theirs in zip(opt.m + opt.v, trained.m + trained.v):
-            mine[...] = theirs
-        opt.t = trained.t
-        times[threads] = (opt, [])
-    b = DEFAULT.batch_size
-    for r in range(rounds):
-        for opt, seconds in times.values():
-            total = 0.0
-            for i in range(steps):
-                at = (r * steps + i) * b % (len(x) - b)
-                net.backward(net.forward(x[at:at + b], True), y[at:at + b])
-                start = time.perf_counter()
-                opt.step(DEFAULT.lr)
-                total += time.perf_counter() - start
-            seconds.append(total / steps * 1e3)
-    return {threads: float(np.median(seconds)) for threads, (_, seconds) in times.items()}
 
 
 def epoch_products(n_train, rates):
@@ -441,9 +413,6 @@ def run(args, mnist):
                                         "breakdown_steps": args.breakdown_steps,
                                         "products": epoch_products(len(x), rates), "step_seconds": steps}
     print_default(epoch, epoch["products"], steps, rates)
-    adam = epoch["adam_ms_by_threads"] = adam_threads(net, opt, x, y)
-    print(f"  Adam step alone: {adam[1]:.2f} ms on 1 thread, {adam[2]:.2f} ms on 2 (medians of 10 alternating "
-          f"rounds of 40 steps; the trainer uses {min(2, os.cpu_count() or 1)})")
 
     results["pytorch"] = torch_info and {**torch_info, "epoch_seconds": times["torch"]}
     if not args.no_torch:

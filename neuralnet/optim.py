@@ -6,10 +6,7 @@ buffers and in-place ufuncs: at 1.3M parameters an update that allocates costs
 as much as a layer's matrix product. Weight decay is L2 for SGD and momentum
 (added to the gradient) and decoupled for Adam (AdamW, Loshchilov & Hutter).
 """
-import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -55,21 +52,16 @@ class Adam(SGD):
     The moments are kept without their (1 - beta) factors, ``m = b1 m + g`` and
     ``v = b2 v + g^2``; bias correction and those factors become one scalar
     step and one scalar eps per update. That is ten passes over the arrays
-    instead of fourteen, and the update is memory-bound. NumPy would also run
-    it on one core while the BLAS threads sit idle, so each parameter is split
-    into ``threads`` slices updated concurrently (ufuncs release the GIL).
+    instead of fourteen.
     """
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8,
-                 threads=None):
+    def __init__(self, params, lr=1e-3, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
         self.m = [np.zeros_like(p) for p, _ in self.params]
         self.v = [np.zeros_like(p) for p, _ in self.params]
-        threads = threads or min(2, os.cpu_count() or 1)
-        self.shards = _shards(self.params, self.m, self.v, threads)
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="adam") if threads > 1 else None
+        self.scratch = [np.empty_like(p) for p, _ in self.params]
 
     def step(self, lr):
         self.t += 1
@@ -79,19 +71,9 @@ class Adam(SGD):
         c = math.sqrt((1 - b2) / (1 - b2**self.t))
         step = lr * (1 - b1) / ((1 - b1**self.t) * c)
         eps = self.eps / c
-        update = functools.partial(self._update, decay=1 - lr * self.weight_decay, step=step, eps=eps)
-        if self.pool is None:
-            update(self.shards[0])
-        else:
-            for _ in self.pool.map(update, self.shards):
-                pass
-        if self.t % _FLUSH_EVERY == 0:
-            _flush_tiny(self.m + self.v)
-
-    def _update(self, shard, decay, step, eps):
-        b1, b2 = self.beta1, self.beta2
-        for p, g, m, v, tmp, is_matrix in shard:
-            if is_matrix and decay != 1:
+        decay = 1 - lr * self.weight_decay
+        for (p, g), m, v, tmp in zip(self.params, self.m, self.v, self.scratch):
+            if p.ndim > 1 and decay != 1:  # decoupled decay of weights, not biases
                 p *= decay
             m *= b1
             m += g                        # m = b1 m + g
@@ -103,20 +85,8 @@ class Adam(SGD):
             np.divide(m, tmp, out=tmp)
             tmp *= step
             p -= tmp
-
-
-def _shards(params, m, v, n):
-    """Split each parameter's flattened arrays into ``n`` contiguous slices.
-
-    Returns ``n`` lists of ``(p, g, m, v, scratch, is_matrix)`` views, one list per thread.
-    """
-    shards = [[] for _ in range(n)]
-    for (p, g), m_, v_ in zip(params, m, v):
-        flat = [a.reshape(-1) for a in (p, g, m_, v_, np.empty_like(p))]
-        bounds = np.linspace(0, p.size, n + 1).astype(int)
-        for k in range(n):
-            shards[k].append((*(a[bounds[k]:bounds[k + 1]] for a in flat), p.ndim > 1))
-    return shards
+        if self.t % _FLUSH_EVERY == 0:
+            _flush_tiny(self.m + self.v)
 
 
 # Moments of weights whose gradient is zero for long stretches (MNIST's blank
