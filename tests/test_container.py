@@ -207,5 +207,5 @@ def test_trainer_refuses_a_models_directory_its_user_cannot_write(image, stack, 
     assert done.returncode == 2, done.stdout + done.stderr
     assert time.time() - started < 60  # a container start, not a training run
     assert "cannot write model versions to /models/mnist (Permission denied)" in done.stderr
-    assert "UID=$(id -u) GID=$(id -g)" in done.stderr and "Traceback" not in done.stderr
+    assert "env UID=$(id -u) GID=$(id -g)" in done.stderr and "Traceback" not in done.stderr
     assert list(locked.iterdir()) == []

@@ -109,7 +109,7 @@ def test_an_unwritable_models_directory_stops_the_run_before_it_starts(mnist_dir
                           timeout=60)
     assert done.returncode == 2 and time.time() - started < 5
     assert "cannot write model versions to" in done.stderr and "Read-only file system" in done.stderr
-    assert "UID=$(id -u) GID=$(id -g) docker compose run --rm trainer" in done.stderr
+    assert "env UID=$(id -u) GID=$(id -g) docker compose run --rm trainer" in done.stderr
     assert "Traceback" not in done.stderr and "loading MNIST" not in done.stdout
     assert list(read_only_dir.iterdir()) == []
 

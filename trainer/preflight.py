@@ -14,7 +14,8 @@ from pathlib import Path
 from trainer.data import missing_files
 
 COMPOSE_HINT = ("with docker compose, run the trainer as the owner of the host directory: "
-                "`UID=$(id -u) GID=$(id -g) docker compose run --rm trainer`, or set UID and GID in .env")
+                "`env UID=$(id -u) GID=$(id -g) docker compose run --rm trainer` (bash will not assign UID "
+                "itself), or set UID and GID in .env")
 
 
 def problems(models_dir, model_name, data_dir, download):

@@ -42,7 +42,7 @@ PRESETS = {
                             epochs=500, batch_size=1, epoch_size=256, augment="none"),
     # For CI, demos and the container smoke test: well under 30 s on two cores.
     "fast": TrainConfig(preset="fast", hidden=(256, 128), epochs=15, lr=2e-3),
-    # The best recipe found within three minutes on two cores (see README).
+    # The best recipe found within three minutes on two cores (docs/benchmarks.md).
     "default": TrainConfig(),
 }
 
