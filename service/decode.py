@@ -22,7 +22,7 @@ JPEG_DRAFT_SIDE = 1024  # big JPEGs decode at 1/2, 1/4 or 1/8 scale, never below
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-Image.init()  # register the decoders now (~30 ms) rather than during a worker's first request
+Image.init()  # register the decoders now rather than during a worker's first request
 
 
 class ImageError(ValueError):

@@ -33,10 +33,10 @@ def _keep_freed_memory(mmap_threshold=4 << 20, trim_threshold=16 << 20):
     A V2 batch request allocates a few MB of short-lived buffers (the body,
     simdjson's tape, the tensors). By default glibc hands blocks over 128 kB
     back to the kernel on free, and thread arenas trim their heaps, so every
-    request faulted its memory in afresh: with a batch of 64 FP32 images the
-    workers spent 30% of their CPU time in the kernel, and throughput rose from
-    about 200 to 300 requests/s once this was set. Set in the master before it
-    forks, so every worker inherits it; a no-op where malloc is not glibc's.
+    request faulted its memory in afresh, and V2 batches spent much of their
+    CPU time in the kernel (docs/benchmarks.md has what this setting earns).
+    Set in the master before it forks, so every worker inherits it; a no-op
+    where malloc is not glibc's.
     """
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt

@@ -83,6 +83,7 @@ def encode_predictions(model, p, digits):
     """The 200 response body for probabilities ``p: (n, 10)`` and their argmax ``digits``."""
     # rounded in float64 so that 0.993 is written as 0.993, not 0.99299997091293
     rows = np.round(p.astype(np.float64), 6).tolist()
-    return orjson.dumps({"model": {"name": model.name, "version": str(model.version)},  # 6x faster than json
+    # orjson: several times the speed of the json module
+    return orjson.dumps({"model": {"name": model.name, "version": str(model.version)},
                          "predictions": [{"digit": d, "confidence": row[d], "probabilities": row}
                                          for d, row in zip(digits.tolist(), rows)]})

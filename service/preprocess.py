@@ -99,7 +99,7 @@ def already_mnist_batch(x):
     if light.any():
         x = x.copy()
         x[light] = 255 - x[light]
-    # Sums over a 28-long axis run 6x faster as products with ones (BLAS) than as
+    # Sums over a 28-long axis run faster as products with ones (BLAS) than as
     # NumPy reductions; every sum here is an integer below 2**24, exact in float32.
     ones = np.ones(SIDE, np.float32)
     mass, strong = x.astype(np.float32), (x > 127).astype(np.float32)
@@ -191,7 +191,8 @@ def ink_map(img):
 
 
 def _median(pixels):
-    """``np.median(pixels, axis=0)`` for ``(n[, c])`` integers, by a sort: 5x faster on a border's few hundred."""
+    """``np.median(pixels, axis=0)`` for ``(n[, c])`` integers, by a sort: faster than
+    np.median on a border's few hundred."""
     s = np.sort(pixels, axis=0)
     n = len(s)
     return s[n // 2].astype(np.float64) if n % 2 else (s[n // 2 - 1].astype(np.float64) + s[n // 2]) / 2

@@ -45,8 +45,9 @@ def _form_images(request):
     """(file parts' bytes in the field ``image``, whether the field came as text instead).
 
     A plainly well-formed body is split here with ``bytes.split``, in C:
-    Werkzeug's streaming parser spends about 80 us of Python per part, which
-    for a batch of small PNGs costs more than decoding them. Anything else
+    Werkzeug's streaming parser runs Python for every part, which for a batch
+    of small PNGs costs more than decoding them (docs/benchmarks.md has the
+    figures this fast path must keep earning). Anything else
     (no final boundary, bare CR or LF where CRLF belongs, folded, repeated or
     non-UTF-8 headers, a non-ASCII boundary, more parts than Flask's
     MAX_FORM_PARTS) goes to Werkzeug's parser, which re-reads the cached body

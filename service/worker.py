@@ -92,8 +92,8 @@ class Worker(GeventWorker):
             _request.reset(token)
             # Serve the other connections before this one's next request. gevent switches only
             # when a read would block, so a client whose next request is already in the socket
-            # buffer would be served again and again while the rest wait (p99 latency four times
-            # gthread's); sleep(0) does not help, as it yields without polling the sockets.
+            # buffer would be served again and again while the rest wait (docs/reliability.md has
+            # the latency it cost); sleep(0) does not help, as it yields without polling the sockets.
             gevent.idle()
 
     def handle_error(self, req, client, addr, exc):
