@@ -7,10 +7,10 @@
 Starts the service's gunicorn (default config, 2 workers, a tiny random model)
 on 127.0.0.1, or uses ``--url`` (127.0.0.1 / localhost only), and sends
 ``--n`` requests over raw sockets, each one written as exact bytes and its
-response parsed by hand (tests/test_hostile.py's helper). The requests are a
+response parsed by hand (tests/hostile.py's helper). The requests are a
 mix drawn with ``random.Random(--seed)``, so a run can be repeated exactly:
 
-- ``known``: the cases of tests/test_hostile.py (the known bugs, malformed
+- ``known``: the cases of tests/hostile.py (the known bugs, malformed
   framing, header limits, NUL bytes, bad chunks, bodies over the limit ...,
   and its odd but valid requests), and now and then a chunked body over
   MAX_UPLOAD_BYTES;
@@ -30,7 +30,7 @@ Every request ends with the client shutting its side of the connection, so a
 body that claims more bytes than it has ends at once instead of waiting for
 the server's read timeout; a request whose head is cut short then gets no
 answer at all, which is counted apart and is not a failure. Every response is
-held to the contract in tests/test_hostile.py: no 5xx but 503
+held to the contract in tests/hostile.py: no 5xx but 503
 ``no_model``/``overloaded``; every error body exactly ``{"error", "code"}``
 as application/json; no filesystem path, object repr or traceback in any
 body; ``nosniff`` and ``Referrer-Policy`` on every response. The run prints a
@@ -53,11 +53,8 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import write_version  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
-from tests.test_errors import bomb_png  # noqa: E402
-from tests.test_fuzz import ENCODED  # noqa: E402
-from tests.test_hostile import (  # noqa: E402
+from tests.helpers import ENCODED, bomb_png, form, write_version  # noqa: E402
+from tests.hostile import (  # noqa: E402
     CASES,
     EXTREME_NUMBERS,
     GOOD_PNG,
@@ -66,13 +63,13 @@ from tests.test_hostile import (  # noqa: E402
     V2_INFER,
     chunked,
     exchange,
-    form,
     http,
     leaks,
     pixels,
     v2_json,
     violations,
 )
+from tests.live_server import LiveServer  # noqa: E402
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 KINDS = ["known", "multipart", "raw_image", "v2_json", "v2_binary", "protocol"]
@@ -328,7 +325,7 @@ def generate(rng):
 
 
 def classify(reply, request):
-    """``(status class, {problems})`` of one reply: problems as tests/test_hostile.violations names them."""
+    """``(status class, {problems})`` of one reply: problems as tests/hostile.violations names them."""
     if reply.status == 0:
         data = request.data()
         head = data if isinstance(data, bytes) else next(iter(data))

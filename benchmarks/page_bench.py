@@ -26,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.browser import ARGS, CHROMIUM, DESKTOP, first_prediction  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
-from tests.test_browser import ARGS, CHROMIUM, DESKTOP, first_prediction  # noqa: E402
 
 
 def one_run(browser, url):

@@ -1,42 +1,15 @@
-"""Shared fixtures: a fresh app per test over a throwaway model store."""
-import io
+"""Shared fixtures: a fresh app per test over a throwaway model store, and the real MNIST when there is one.
+
+Helpers that are not fixtures live in tests/helpers.py.
+"""
 import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from neuralnet import Activation, Dense, Network
-from neuralnet.model_io import save_version
 from service import create_app
-
-REPO = Path(__file__).resolve().parents[1]
-COMMITTED_MODEL = REPO / "models" / "mnist" / "1"
-
-
-def tiny_network(seed=0):
-    """784-16-10 with random weights: a valid model that loads in a millisecond."""
-    rng = np.random.default_rng(seed)
-    net = Network().add(Dense(784, 16, rng=rng)).add(Activation("relu"))
-    return net.add(Dense(16, 10, rng=rng)).add(Activation("softmax"))
-
-
-def write_version(models_dir, network=None, name="mnist", **card):
-    """Write ``network`` (default: a tiny random one) as the next version; return its path."""
-    card = {"loss": "softmax_cross_entropy", "metrics": {"test_accuracy": 0.5}, **card}
-    return save_version(network or tiny_network(), card, models_dir, name)
-
-
-def png(pixels, mode=None, fmt="PNG", **save):
-    """Encode an array (or PIL image) as image bytes."""
-    img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.asarray(pixels))
-    if mode:
-        img = img.convert(mode)
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **save)
-    return buf.getvalue()
+from tests.helpers import COMMITTED_MODEL, write_version
 
 
 @pytest.fixture
@@ -72,12 +45,23 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def mnist_test():
-    """``(images (10000, 28, 28) uint8, labels (10000,))`` of the real test set, or skip."""
-    from trainer.data import read_idx
+def mnist_dir():
+    """The real gzipped MNIST files, from $MNIST_DIR: an absolute Path to the directory holding
+    all four .gz files, or skip, saying what is missing."""
+    from trainer.data import FILES
 
-    root = Path(os.environ.get("MNIST_DIR", "")).expanduser()
-    images, labels = root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz"
-    if not os.environ.get("MNIST_DIR") or not images.exists():
-        pytest.skip("MNIST_DIR not set or t10k files missing: real-digit tests need the MNIST test set")
-    return read_idx(images), read_idx(labels)
+    if not os.environ.get("MNIST_DIR"):
+        pytest.skip("MNIST_DIR not set: these tests need the real MNIST (its four .gz files)")
+    path = Path(os.environ["MNIST_DIR"]).expanduser().resolve()  # absolute: some tests symlink to these files
+    missing = [f"{name}.gz" for name in FILES if not (path / f"{name}.gz").is_file()]
+    if missing:
+        pytest.skip(f"MNIST_DIR={path} lacks {', '.join(missing)}: these tests need the real MNIST")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_dir):
+    """``(images (10000, 28, 28) uint8, labels (10000,))`` of the real test set, or skip."""
+    from trainer.data import TEST_IMAGES, TEST_LABELS, read_idx
+
+    return read_idx(mnist_dir / f"{TEST_IMAGES}.gz"), read_idx(mnist_dir / f"{TEST_LABELS}.gz")

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app
 from service.logs import JsonFormatter
-from tests.conftest import png
+from tests.helpers import png
 
 
 def sample(families, metric, **labels):

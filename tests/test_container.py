@@ -12,7 +12,6 @@ import subprocess
 import time
 import tomllib
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
@@ -167,7 +166,7 @@ def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(containe
     assert run("docker", "exec", missing, *healthcheck[1:], check=False).returncode != 0
 
 
-def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnist_test):
+def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnist_test, mnist_dir):
     env, url, models = stack
     images, labels = mnist_test
     run("docker", "compose", "up", "-d", "service", env=env)
@@ -180,7 +179,7 @@ def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnis
     assert run("docker", "compose", "exec", "-T", "service", *healthcheck,
                env=env, check=False).returncode == 0
 
-    mnist_dir = Path(os.environ["MNIST_DIR"]).resolve()  # bind-mounted over the data volume: nothing downloads
+    # the real MNIST, bind-mounted over the data volume: nothing downloads
     run("docker", "compose", "run", "--rm", "-v", f"{mnist_dir}:/data:ro", "trainer",
         "--preset", "fast", "--epochs", "1", "--no-download", env=env)
     new = models / "mnist" / "2" / "model.npz"

@@ -1,10 +1,8 @@
 """IDX parsing and MNIST loading: the real files, and every way a file can be wrong."""
 import gzip
 import hashlib
-import os
 import shutil
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +11,6 @@ from trainer import data
 from trainer.data import FILES, SHA256, DataError, load_mnist, read_idx
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-
-
-@pytest.fixture(scope="module")
-def mnist_dir():
-    """The real gzipped MNIST files, from $MNIST_DIR."""
-    if not os.environ.get("MNIST_DIR"):
-        pytest.skip("MNIST_DIR not set: the real MNIST files are needed")
-    path = Path(os.environ["MNIST_DIR"])
-    if not all((path / f"{name}.gz").is_file() for name in FILES):
-        pytest.skip(f"MNIST_DIR={path} does not hold the four MNIST .gz files")
-    return path
 
 
 def idx(array, dtype=0x08):

@@ -24,17 +24,6 @@ from trainer.download import DEFAULT_MIRRORS, Progress, download_mnist, resolve_
 SMALL = [data.TRAIN_LABELS, data.TEST_IMAGES, data.TEST_LABELS]  # in FILES order
 
 
-@pytest.fixture(scope="module")
-def mnist_dir():
-    """The real gzipped MNIST files, from $MNIST_DIR."""
-    if not os.environ.get("MNIST_DIR"):
-        pytest.skip("MNIST_DIR not set: the downloader tests serve the real MNIST files")
-    path = Path(os.environ["MNIST_DIR"]).resolve()  # absolute: the tests symlink to these files
-    if not all((path / f"{name}.gz").is_file() for name in FILES):
-        pytest.skip(f"MNIST_DIR={path} does not hold the four MNIST .gz files")
-    return path
-
-
 @dataclass
 class Mirror:
     url: str

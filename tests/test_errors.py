@@ -1,33 +1,11 @@
 """Every way a request can go wrong gets the one JSON error shape and a 4xx (or 503)."""
 import io
-import struct
-import zlib
 
-import numpy as np
 import pytest
 
 from service import create_app
 from service.state import state
-from tests.conftest import png
-
-GOOD = png(np.zeros((28, 28), np.uint8))  # blank, but a valid image: predicts without error
-
-
-def bomb_png(width=100_000, height=100_000):
-    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
-
-
-def assert_error(r, status, code):
-    assert r.status_code == status, r.get_data(as_text=True)
-    assert r.is_json
-    body = r.get_json()
-    assert set(body) >= {"error", "code"} and body["code"] == code
-    assert "Traceback" not in body["error"] and len(body["error"]) < 200
+from tests.helpers import GOOD, assert_error, bomb_png
 
 
 @pytest.mark.parametrize("kwargs,status,code", [

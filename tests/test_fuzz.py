@@ -6,18 +6,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import png
+from tests.helpers import ENCODED, FORMATS, bomb_png, png
 
 VALID = png(np.zeros((28, 28), np.uint8))
-FORMATS = ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"]
-
-
-def encoded(fmt):
-    img = np.random.default_rng(0).integers(0, 256, (40, 30), dtype=np.uint8)
-    return png(img, mode="RGB", fmt=fmt)
-
-
-ENCODED = {fmt: encoded(fmt) for fmt in FORMATS}
 
 bodies = st.one_of(
     st.binary(max_size=2048),
@@ -64,8 +55,6 @@ def test_multipart_parts(client, parts):
 @FUZZ
 @given(width=st.integers(1, 200_000), height=st.integers(1, 200_000))
 def test_absurd_dimensions_from_the_header(client, width, height):
-    from tests.test_errors import bomb_png
-
     r = client.post("/predict", data=bomb_png(width, height), content_type="image/png")
     check(r)
     if width * height > 40_000_000:

@@ -16,7 +16,7 @@ BOUND_MB = 512
 def server(tmp_path_factory):
     import shutil
 
-    from tests.conftest import COMMITTED_MODEL
+    from tests.helpers import COMMITTED_MODEL
 
     root = tmp_path_factory.mktemp("memory")
     shutil.copytree(COMMITTED_MODEL, root / "models" / "mnist" / "1")

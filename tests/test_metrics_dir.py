@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from service import create_app, metrics
-from tests.conftest import png
+from tests.helpers import png
 from tests.live_server import LiveServer
 from tests.worst_case import worker_pids
 

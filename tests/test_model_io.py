@@ -1,12 +1,10 @@
 """Model versions on disk: round trip, atomic numbering, refusal of anything broken."""
-import json
-
 import numpy as np
 import pytest
 
 from neuralnet import Activation, Dense, Dropout, Network
 from neuralnet.model_io import ModelFormatError, list_versions, load_version, save_version
-from tests.conftest import tiny_network, write_version
+from tests.helpers import edit_card, tiny_network, truncate_and_rehash, write_version
 
 
 def test_round_trip_predicts_identically(tmp_path):
@@ -56,12 +54,6 @@ def test_artifacts_land_in_the_version_directory(tmp_path):
     path = save_version(tiny_network(), {}, tmp_path, "mnist", artifacts={"notes.txt": lambda p: p.write_text("hi")})
     assert (path / "notes.txt").read_text() == "hi"
     assert oct(path.stat().st_mode & 0o777) == "0o755"  # readable by a service running as another user
-
-
-def edit_card(path, change):
-    card = json.loads((path / "model.json").read_text())
-    change(card)
-    (path / "model.json").write_text(json.dumps(card))
 
 
 def rewrite_npz(path, **arrays):
@@ -133,15 +125,6 @@ BROKEN = {
                         "does not give the outputs recorded"),
     "probe outputs missing": (lambda p: rewrite_npz(p, probe_outputs=None), "malformed probe arrays"),
 }
-
-
-def truncate_and_rehash(path):
-    from neuralnet.model_io import sha256_file
-
-    data = (path / "model.npz").read_bytes()
-    (path / "model.npz").write_bytes(data[: len(data) - 200])
-    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz"),
-                                                           bytes=len(data) - 200))
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

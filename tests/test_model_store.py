@@ -8,7 +8,7 @@ import pytest
 
 from service import create_app
 from service.model_store import ModelStore
-from tests.conftest import tiny_network, write_version
+from tests.helpers import tiny_network, write_version
 
 
 def store_for(models_dir, **kwargs):

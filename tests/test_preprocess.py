@@ -1,5 +1,4 @@
 """Decoding limits and errors, and uploads -> MNIST-like 28x28 inputs."""
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -13,7 +12,6 @@ from PIL import Image, ImageDraw
 from service.decode import ImageTooLarge, InvalidImage, decode_grey_png, decode_image
 from service.preprocess import to_batch, to_mnist
 from tests import uploads
-from trainer.data import missing_files
 
 LIMIT = 4_000_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,16 +47,6 @@ def drawn_seven(size=280, width=22, ink=0, paper=255, mode="L"):
     ImageDraw.Draw(img).line([(70 * s, 60 * s), (200 * s, 60 * s), (120 * s, 230 * s)], fill=ink,
                              width=int(width * s), joint="curve")
     return img.convert(mode)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    """The MNIST test digits, from $MNIST_DIR."""
-    if not os.environ.get("MNIST_DIR"):
-        pytest.skip("MNIST_DIR not set: the real MNIST test files are needed")
-    if missing_files(os.environ["MNIST_DIR"]):
-        pytest.skip(f"MNIST_DIR={os.environ['MNIST_DIR']} lacks {', '.join(missing_files(os.environ['MNIST_DIR']))}")
-    return uploads.mnist_test_digits(os.environ["MNIST_DIR"])
 
 
 def similarity(a, b):
@@ -432,26 +420,26 @@ def test_to_batch_stacks_inputs_in_order():
 
 
 # -- real MNIST digits ---------------------------------------------------------------
-def test_plain_mnist_pngs_come_out_unchanged(mnist):
-    images = mnist[0][:500]
+def test_plain_mnist_pngs_come_out_unchanged(mnist_test):
+    images = mnist_test[0][:500]
     x = np.stack([to_mnist(decode_image(encode(Image.fromarray(d)), max_pixels=LIMIT)) for d in images])
     diff = np.abs(x - images.reshape(len(images), -1) / 255).mean(1)
     assert diff.mean() < 0.002 and diff.max() < 0.1
 
 
-def test_mnist_digits_survive_the_full_pipeline(mnist):
+def test_mnist_digits_survive_the_full_pipeline(mnist_test):
     """As RGB (no 28x28 grayscale shortcut): re-cropped, rescaled and re-centred, nearly the same."""
-    images = mnist[0][:300]
+    images = mnist_test[0][:300]
     x = np.stack([to_mnist(Image.fromarray(d).convert("RGB")) for d in images])
     assert np.abs(x - images.reshape(len(images), -1) / 255).mean() < 0.03
 
 
 @pytest.mark.parametrize("kind", uploads.KINDS)
-def test_every_kind_of_upload_is_centred_in_a_20x20_box(mnist, kind):
+def test_every_kind_of_upload_is_centred_in_a_20x20_box(mnist_test, kind):
     rng = np.random.default_rng(7)
-    for j in rng.integers(0, len(mnist[0]), 5):
-        label = int(mnist[1][j])
-        x = to_mnist(decode_image(uploads.upload(kind, mnist[0][j], label, rng), max_pixels=LIMIT))
+    for j in rng.integers(0, len(mnist_test[0]), 5):
+        label = int(mnist_test[1][j])
+        x = to_mnist(decode_image(uploads.upload(kind, mnist_test[0][j], label, rng), max_pixels=LIMIT))
         cy, cx = centre_of_mass(x)
         assert max(bbox(x)) <= 21 and abs(cy - 14) <= 1 and abs(cx - 14) <= 1
 
@@ -466,8 +454,8 @@ def model():
     return load_version(version)[0]
 
 
-def test_accuracy_on_a_mixed_set_of_realistic_uploads(mnist, model):
-    samples = uploads.upload_set(*mnist, 360, np.random.default_rng(11))
+def test_accuracy_on_a_mixed_set_of_realistic_uploads(mnist_test, model):
+    samples = uploads.upload_set(*mnist_test, 360, np.random.default_rng(11))
     kinds = np.array([kind for kind, _, _ in samples])
     x = to_batch([decode_image(data, max_pixels=LIMIT) for _, data, _ in samples])
     right = model.predict(x) == np.array([label for _, _, label in samples])
@@ -476,8 +464,8 @@ def test_accuracy_on_a_mixed_set_of_realistic_uploads(mnist, model):
     assert min(per_kind.values()) >= 0.85, per_kind  # no kind of upload collapses
 
 
-def test_accuracy_on_plain_mnist_pngs(mnist, model):
-    images, labels = mnist[0][-1000:], mnist[1][-1000:]
+def test_accuracy_on_plain_mnist_pngs(mnist_test, model):
+    images, labels = mnist_test[0][-1000:], mnist_test[1][-1000:]
     x = to_batch([decode_image(encode(Image.fromarray(d)), max_pixels=LIMIT) for d in images])
     assert (model.predict(x) == labels).mean() >= 0.98
 

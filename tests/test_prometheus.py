@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import png
+from tests.helpers import png
 from tests.live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.client import Client, ServiceError
-from tests.conftest import png, tiny_network, write_version
+from tests.helpers import form, png, tiny_network, write_version
 from tests.live_server import LiveServer
-from tests.test_uploads import form
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +36,15 @@ def server(models_dir, tmp_path):
 
 
 def test_counts_add_up_across_workers(server):
-    n = 60
-    for _ in range(n):  # a new connection each time, so both workers get requests
-        assert requests.post(server.url + "/predict", data=DIGIT, headers={"Content-Type": "image/png"},
-                             timeout=5).status_code == 200
+    n = 120
+    server.wait_models_loaded()
+
+    def post(_):  # a new connection each, four at a time: a busy worker leaves the next accept to the other
+        return requests.post(server.url + "/predict", data=DIGIT, headers={"Content-Type": "image/png"},
+                             timeout=5).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(post, range(n))) == [200] * n
     assert metric(server, "mnist_http_requests_total", route="/predict", status="200") == n
     assert metric(server, "mnist_images_predicted_total") == n
     served_by = {json.loads(line)["pid"] for line in server.read_log().splitlines()

@@ -46,9 +46,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from service import create_app
 from service.model_store import ModelStore
 from service.state import state
-from tests.conftest import png, tiny_network, write_version
+from tests.helpers import edit_card, png, tiny_network, truncate_and_rehash, write_version
 from tests.live_server import LiveServer
-from tests.test_model_io import edit_card, truncate_and_rehash
 
 BROKEN_READY = "/v2/models/mnist/versions/{}/ready"
 

@@ -1,6 +1,5 @@
 """The training job on the real MNIST: accuracy, files written, the CLI, interruption."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,14 +14,6 @@ from trainer.presets import preset
 from trainer.train import run
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def mnist_dir():
-    path = os.environ.get("MNIST_DIR")
-    if not path or not os.path.isdir(path):
-        pytest.skip("MNIST_DIR not set or not a directory: training tests need the real MNIST")
-    return path
 
 
 def test_short_training_beats_ninety_percent_and_writes_a_version(mnist_dir, tmp_path):
@@ -51,8 +42,8 @@ def test_help_explains_every_option():
 
 
 def cli(tmp_path, mnist_dir, *args):
-    return [sys.executable, "-m", "trainer", "--data-dir", mnist_dir, "--models-dir", str(tmp_path), "--no-download",
-            *args]
+    return [sys.executable, "-m", "trainer", "--data-dir", str(mnist_dir), "--models-dir", str(tmp_path),
+            "--no-download", *args]
 
 
 def test_cli_runs_seeds_reports_mean_and_writes_successive_versions(mnist_dir, tmp_path):

@@ -13,30 +13,18 @@ import pytest
 from flask import request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from urllib3.filepost import encode_multipart_formdata
 from werkzeug.formparser import parse_form_data
-from werkzeug.http import dump_options_header
 from werkzeug.test import create_environ
 
 from service import create_app
 from service.uploads import _form_images, split_multipart
-from tests.conftest import png
-from tests.test_errors import GOOD, assert_error
+from tests.helpers import GOOD, assert_error, content_type, form, png
 
 PNGS = [png(np.random.default_rng(i).integers(0, 256, (28, 28), dtype=np.uint8)) for i in range(3)]
 BATCH = [("image", (f"{i}.png", blob)) for i, blob in enumerate(PNGS)]
 CD = b'Content-Disposition: form-data; name="image"; filename="a.png"'
 HEADERS = {"content-disposition": 'form-data; name="image"; filename="a.png"'}
 BINARY = b"\r\n\r\n--\r\n--front\r\n-frontier\rfrontier--\n\x00\xff\r"  # all but CRLF "--frontier"
-
-
-def form(fields, boundary="b"):
-    """The body requests would send for ``fields`` (urllib3's encoder)."""
-    return encode_multipart_formdata(fields, boundary=boundary)[0]
-
-
-def content_type(boundary):
-    return dump_options_header("multipart/form-data", {"boundary": boundary})  # quoted when it must be
 
 
 def post(client, body, boundary="b"):

@@ -7,7 +7,7 @@ import pytest
 
 from service import create_app
 from service.state import state
-from tests.conftest import tiny_network, write_version
+from tests.helpers import png, tiny_network, write_version
 
 INFER = "/v2/models/mnist/infer"
 
@@ -92,7 +92,6 @@ def test_infer_labels_real_digits_in_every_accepted_encoding(real_client, mnist_
 
 def test_infer_matches_predict_on_the_same_pixels(real_client, mnist_test):
     """Both routes run the same model on the same normalised pixels: identical probabilities."""
-    from conftest import png
     digit = mnist_test[0][7]
     v2 = outputs(infer(real_client, tensor(1, "UINT8", [1, 28, 28], [digit.tolist()])))["probabilities"]["data"]
     rest = real_client.post("/predict", data=png(digit), content_type="image/png").get_json()

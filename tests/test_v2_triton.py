@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import COMMITTED_MODEL
+from tests.helpers import COMMITTED_MODEL
 from tests.live_server import LiveServer
 
 httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is in the test extra")

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from trainer.data import TEST_IMAGES, TEST_LABELS, locate, read_idx
 
-# Handwriting-like fonts from Debian packages (README lists them); any that are
+# Handwriting-like fonts from Debian packages (.ci/run installs them); any that are
 # installed are used. DejaVu Sans (fonts-dejavu-core) is the fallback.
 FONT_GLOBS = [
     "/usr/share/fonts/opentype/bwht/BecauseWe*.otf",                 # fonts-bwht
