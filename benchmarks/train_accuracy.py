@@ -16,7 +16,7 @@ import platform
 
 import numpy as np
 
-from trainer.data import load_mnist
+from trainer.download import fetch_mnist
 from trainer.presets import preset
 from trainer.train import train_once
 
@@ -47,7 +47,7 @@ def main():
     p.add_argument("--log-every", type=int, default=10, help="epoch log lines per run (every N-th epoch)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()
-    mnist = load_mnist(args.data_dir)
+    mnist = fetch_mnist(args.data_dir)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}", flush=True)
     results = [summary(name, measure(name, args.runs, args.seed, mnist, args.log_every)) for name in args.presets]
     print(f"\n{'preset':<10} {'runs':>4} {'mean ± std':>16} {'min':>7} {'max':>7} {'s/run':>7} {'max s':>7}")

@@ -267,7 +267,7 @@ def peak_rss_mib(data_dir, epochs):
     """Max RSS of a child process that loads MNIST and runs the default training job for ``epochs``."""
     code = ("import resource; from trainer.data import load_mnist; from trainer.presets import preset; "
             "from trainer.train import train_once; "
-            f"train_once(preset('default', epochs={epochs}), load_mnist({str(data_dir)!r}, download=False)); "
+            f"train_once(preset('default', epochs={epochs}), load_mnist({str(data_dir)!r})); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     child = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     if child.returncode:
@@ -430,7 +430,7 @@ def run(args, mnist):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        mnist = load_mnist(args.data_dir, download=False)
+        mnist = load_mnist(args.data_dir)
     except DataError as exc:
         sys.exit(f"train_bench: cannot read MNIST: {exc}\n"
                  "Point --data-dir or MNIST_DIR at the four IDX files (python -m trainer downloads them).")

@@ -61,7 +61,7 @@ def test_load_mnist_real_records_checksums(mnist_dir, tmp_path):
     raw_labels = gzip.decompress((mnist_dir / f"{data.TRAIN_LABELS}.gz").read_bytes())
     (tmp_path / f"{data.TRAIN_LABELS}.gz").unlink()
     (tmp_path / data.TRAIN_LABELS).write_bytes(raw_labels)
-    mnist = load_mnist(tmp_path, download=False)
+    mnist = load_mnist(tmp_path)
     assert mnist.x_train.shape == (60000, 28, 28) and mnist.y_test.shape == (10000,)
     assert mnist.sha256 == SHA256
     assert mnist.sha256[data.TRAIN_LABELS] == hashlib.sha256(raw_labels).hexdigest()
@@ -70,7 +70,7 @@ def test_load_mnist_real_records_checksums(mnist_dir, tmp_path):
 
 def test_load_mnist_small_dataset_round_trips(tmp_path):
     content = write_dataset(tmp_path)
-    mnist = load_mnist(tmp_path, download=False)
+    mnist = load_mnist(tmp_path)
     assert mnist.x_train.shape == (6, 28, 28) and mnist.x_test.shape == (4, 28, 28)
     assert mnist.y_train.tolist() == [0, 1, 2, 3, 4, 5] and mnist.y_test.tolist() == [3, 2, 1, 0]
     assert mnist.x_train.tobytes() == content[data.TRAIN_IMAGES][16:]
@@ -137,7 +137,7 @@ BAD_SETS = {
 def test_inconsistent_dataset_is_rejected(tmp_path, override, named, expected):
     write_dataset(tmp_path, **override)
     with pytest.raises(DataError) as err:
-        load_mnist(tmp_path, download=False)
+        load_mnist(tmp_path)
     message = str(err.value)
     assert f"{tmp_path / named}.gz" in message and expected in message and "\n" not in message
 
@@ -146,19 +146,15 @@ def test_count_mismatch_names_both_files(tmp_path):
     write_dataset(tmp_path, **{data.TEST_LABELS: idx([1, 2, 3])})
     with pytest.raises(DataError,
                        match=r"t10k-images-idx3-ubyte\.gz has 4 images but .*t10k-labels-idx1-ubyte\.gz has 3 labels"):
-        load_mnist(tmp_path, download=False)
+        load_mnist(tmp_path)
 
 
-def test_missing_files_without_download_say_what_to_put_where(tmp_path, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise AssertionError("download=False must not download")
-
-    monkeypatch.setattr("trainer.download.download_mnist", no_network)
+def test_missing_files_say_what_to_put_where(tmp_path):
     write_dataset(tmp_path / "mnist")
     (tmp_path / "mnist" / f"{data.TRAIN_IMAGES}.gz").unlink()
     (tmp_path / "mnist" / f"{data.TEST_LABELS}.gz").unlink()
     with pytest.raises(DataError) as err:
-        load_mnist(tmp_path / "mnist", download=False)
+        load_mnist(tmp_path / "mnist")
     message = str(err.value)
     assert "\n" not in message
     where = (tmp_path / "mnist").resolve()

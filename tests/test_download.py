@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from trainer import data
-from trainer.data import FILES, SHA256, DataError, load_mnist
-from trainer.download import DEFAULT_MIRRORS, Progress, download_mnist, resolve_mirrors
+from trainer.data import FILES, SHA256, DataError
+from trainer.download import DEFAULT_MIRRORS, Progress, download_mnist, fetch_mnist, resolve_mirrors
 
 SMALL = [data.TRAIN_LABELS, data.TEST_IMAGES, data.TEST_LABELS]  # in FILES order
 
@@ -222,7 +222,7 @@ def test_resolve_mirrors(mirrors, env, expected):
 def test_offline_load_says_which_files_to_put_where(tmp_path, closed_port):
     target = tmp_path / "new" / "mnist"
     with pytest.raises(DataError) as err:
-        load_mnist(target, mirrors=[closed_port, closed_port.replace("http", "https")])
+        fetch_mnist(target, mirrors=[closed_port, closed_port.replace("http", "https")])
     message = str(err.value)
     assert "\n" not in message and "could not download 4 MNIST file(s)" in message
     assert f"put {', '.join(f'{n}.gz' for n in FILES)} (gzip or raw IDX) in {target.resolve()}" in message
@@ -242,7 +242,7 @@ def test_offline_cli_exits_nonzero_with_the_message(tmp_path, closed_port):
 
 def test_full_download_then_load(tmp_path, mnist_dir, serve, capsys):
     everything = serve(mirror_dir(tmp_path / "all", mnist_dir, names=FILES))
-    mnist = load_mnist(tmp_path / "mnist", mirrors=[everything.url])
+    mnist = fetch_mnist(tmp_path / "mnist", mirrors=[everything.url])
     assert mnist.sha256 == SHA256 and mnist.x_train.shape == (60000, 28, 28) and mnist.y_test[0] == 7
     assert sorted(everything.requests) == sorted(f"/mnist/{n}.gz" for n in FILES)
     # progress went to stderr (not a terminal here) as a few plain lines per file

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_short_training_beats_ninety_percent_and_writes_a_version(mnist_dir, tmp_path):
     cfg = preset("fast", epochs=1, hidden=(64,), seed=3)
-    path = run(cfg, load_mnist(mnist_dir, download=False), tmp_path, "mnist")
+    path = run(cfg, load_mnist(mnist_dir), tmp_path, "mnist")
     assert path == tmp_path / "mnist" / "1"
     card = json.loads((path / "model.json").read_text())
     assert card["metrics"]["test_accuracy"] > 0.90

@@ -7,6 +7,7 @@ import sys
 from neuralnet import activations, init, losses, optim
 from trainer import augment, preflight
 from trainer.data import DataError, load_mnist
+from trainer.download import fetch_mnist
 from trainer.presets import PRESETS, preset
 from trainer.train import log, run
 
@@ -95,7 +96,7 @@ def main(argv=None):
         return 2
     try:
         log(f"loading MNIST from {args.data_dir}")
-        mnist = load_mnist(args.data_dir, download=not args.no_download)
+        mnist = load_mnist(args.data_dir) if args.no_download else fetch_mnist(args.data_dir)
         run(cfg, mnist, args.models_dir, args.model_name, runs=args.runs, log_every=args.log_every)
     except DataError as exc:
         error(str(exc))

@@ -130,12 +130,8 @@ def check_pair(images, labels, image_path, label_path):
     return images, labels
 
 
-def load_mnist(data_dir, *, download=True, mirrors=None):
-    """The four MNIST arrays from ``data_dir``, downloading missing files first unless ``download`` is False."""
-    if download and missing_files(data_dir):
-        from trainer.download import download_mnist  # imported here: download.py imports this module
-
-        download_mnist(data_dir, mirrors)
+def load_mnist(data_dir):
+    """The four MNIST arrays from ``data_dir`` (:func:`trainer.download.fetch_mnist` downloads them first)."""
     missing = missing_files(data_dir)
     if missing:
         raise DataError(f"MNIST files missing from {Path(data_dir).resolve()}: {where_to_put(data_dir, missing)}")

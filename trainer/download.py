@@ -19,7 +19,7 @@ import zlib
 from http.client import HTTPException
 from pathlib import Path
 
-from trainer.data import FILES, SHA256, DataError, missing_files, where_to_put
+from trainer.data import FILES, SHA256, DataError, load_mnist, missing_files, where_to_put
 
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -137,6 +137,12 @@ def explain(exc, timeout):
     if isinstance(exc, Rejected):
         return str(exc), False
     return f"{type(exc).__name__}: {exc}", False  # e.g. a reset or malformed reply mid-transfer
+
+
+def fetch_mnist(data_dir, mirrors=None):
+    """:func:`~trainer.data.load_mnist` after downloading whatever ``data_dir`` lacks."""
+    download_mnist(data_dir, mirrors)
+    return load_mnist(data_dir)
 
 
 def download_mnist(data_dir, mirrors=None, *, timeout=30, progress=True):
