@@ -88,8 +88,11 @@ def decode_grey_png(data, *, max_pixels):
     holds before anything is decompressed; any file libspng refuses goes to
     Pillow, which decides what the client is told.
     """
-    if plain_grey_png(data, max_pixels) is None:
-        return None
+    return load_grey_png(data) if plain_grey_png(data, max_pixels) is not None else None
+
+
+def load_grey_png(data):
+    """libspng's decoding of a PNG that :func:`plain_grey_png` accepted, or None if it refuses the file."""
     try:
         return pyspng.load(data)
     except Exception:  # RuntimeError for corrupt data, ValueError and others for odd input

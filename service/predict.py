@@ -29,8 +29,8 @@ def decode_all(blobs, max_pixels, max_request_pixels):
     for i, blob in enumerate(blobs):
         _, img = opened[i]
         opened[i] = None  # from here the loop holds the only reference, so a large image dies with it
-        if img is None:  # a plain greyscale PNG, decoded by libspng unless it refuses the file
-            pixels = decode.decode_grey_png(blob, max_pixels=max_pixels)
+        if img is None:  # a plain greyscale PNG (its header checked above), unless libspng refuses it
+            pixels = decode.load_grey_png(blob)
             if pixels is not None:
                 images.append(pixels)
                 continue
