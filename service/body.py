@@ -62,8 +62,7 @@ def receive():
     cfg = state().config
     length, chunked = request.content_length, request.environ.get("wsgi.input_terminated", False)
     if length is not None and length > cfg.max_upload_bytes:
-        raise _failed(413, "payload_too_large", f"request body larger than {cfg.max_upload_bytes} bytes "
-                                                "(MAX_UPLOAD_BYTES)")
+        raise _too_large(cfg.max_upload_bytes)
     g.pending_bytes = 0
     body = _read(request.environ["wsgi.input"], length if length is not None else (None if chunked else 0),
                  cfg.max_upload_bytes, state().pending, cfg.body_timeout)
@@ -97,7 +96,7 @@ def _read(stream, length, limit, pending, seconds):
     except Exception:  # gunicorn's chunk errors, a connection that closed early
         raise _failed(400, "bad_request", "the request body is malformed or ended early") from None
     if size > limit:
-        raise _failed(413, "payload_too_large", f"request body larger than {limit} bytes (MAX_UPLOAD_BYTES)")
+        raise _too_large(limit)
     if length is not None and size < length:
         raise _failed(400, "bad_request", "the request body ended before its Content-Length")
     return b"".join(parts)
@@ -120,6 +119,10 @@ def deadline(seconds):
     except ImportError:
         return contextlib.nullcontext()
     return Timeout(seconds, BodyDeadline) if monkey.is_module_patched("socket") else contextlib.nullcontext()
+
+
+def _too_large(limit):
+    return _failed(413, "payload_too_large", f"request body larger than {limit} bytes (MAX_UPLOAD_BYTES)")
 
 
 def _failed(status, code, message, headers=None):

@@ -7,7 +7,7 @@ traceback; unexpected errors are logged with theirs.
 """
 import logging
 
-from flask import jsonify, request
+from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ def init_app(app):
     def http_error(exc):
         status = exc.code or 500
         message = HTTP_MESSAGES.get(status, (exc.description or exc.name).rstrip("."))
-        if status == 413:
-            message = _too_large(app.config)
+        if status == 413:  # bodies over MAX_UPLOAD_BYTES never get here: service.body refuses them first
+            message = _form_refused(app.config)
         headers = dict(exc.get_response().headers) if status == 405 else None  # keeps Allow
         headers = {"Allow": headers["Allow"]} if headers and "Allow" in headers else None
         return response(status, HTTP_CODES.get(status, "http_error"), message, headers)
@@ -56,10 +56,7 @@ def init_app(app):
         return response(500, "internal_error", "internal server error; see the service log")
 
 
-def _too_large(config):
-    """Say which limit a Werkzeug 413 hit: the body's size, or the multipart form's shape."""
-    if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
-        return f"request body larger than {config['MAX_CONTENT_LENGTH']} bytes (MAX_UPLOAD_BYTES)"
-    # a body within the limit can still be refused while the form is parsed
+def _form_refused(config):
+    """What a Werkzeug 413 means here: the multipart form's shape, not its size."""
     return (f"multipart form refused: more than {config['MAX_FORM_PARTS']} parts, or a text field over "
             f"{config['MAX_FORM_MEMORY_SIZE']} bytes (send images as file parts)")
