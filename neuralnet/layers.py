@@ -1,8 +1,9 @@
 """Layers: the one small interface every part of the network shares.
 
 A layer maps a batch forward, maps the loss gradient backward, and exposes its
-parameters with their gradients. Arrays are batches with samples in rows:
-``x: (n, d_in)`` in, ``(n, d_out)`` out.
+parameters with their gradients. Arrays are batches with samples first:
+``x: (n, d_in)`` for dense layers, ``(n, h, w, c)`` for images (see
+:mod:`neuralnet.conv`).
 """
 import numpy as np
 
@@ -15,6 +16,8 @@ class Layer:
     that batch; with ``training=False`` it stores nothing, so one network can
     serve concurrent inference threads."""
 
+    needs_input_grad = True  # the network turns this off for the first layer with parameters
+
     def forward(self, x, training=False):
         raise NotImplementedError
 
@@ -25,6 +28,14 @@ class Layer:
     def parameters(self):
         """Return ``[(param, grad), ...]``; grads are filled in by ``backward``."""
         return []
+
+    def state(self):
+        """The arrays a saved model needs, by role (``{"weights": W, ...}``); {} if none."""
+        return {}
+
+    def output_shape(self, shape):
+        """The shape of one sample's output, given one sample's input shape (no batch axis)."""
+        return shape
 
     def describe(self):
         """A JSON-able description for the model card."""
@@ -42,7 +53,6 @@ class Dense(Layer):
             self.b = INITIALISERS[init](rng, 1, d_out)[0].astype(dtype)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
-        self.needs_input_grad = True  # the network turns this off for the first layer
 
     @classmethod
     def from_arrays(cls, W, b):
@@ -50,7 +60,6 @@ class Dense(Layer):
         layer = cls.__new__(cls)
         layer.W, layer.b = np.ascontiguousarray(W), np.ascontiguousarray(b)
         layer.dW, layer.db = np.zeros_like(layer.W), np.zeros_like(layer.b)
-        layer.needs_input_grad = True
         return layer
 
     def forward(self, x, training=False):
@@ -67,6 +76,14 @@ class Dense(Layer):
 
     def parameters(self):
         return [(self.W, self.dW), (self.b, self.db)]
+
+    def state(self):
+        return {"weights": self.W, "bias": self.b}
+
+    def output_shape(self, shape):
+        if shape != (self.W.shape[0],):
+            raise ValueError(f"a dense layer of {self.W.shape[0]} inputs cannot take samples of shape {shape}")
+        return (self.W.shape[1],)
 
     def describe(self):
         return {"type": "dense", "in": self.W.shape[0], "out": self.W.shape[1]}
@@ -121,3 +138,39 @@ class Dropout(Layer):
 
     def describe(self):
         return {"type": "dropout", "rate": self.rate}
+
+
+class Reshape(Layer):
+    """Give each sample a new shape, e.g. 784 pixels -> ``(28, 28, 1)`` for convolutions."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x, training=False):
+        if training:
+            self.x_shape = x.shape
+        return x.reshape(len(x), *self.shape)
+
+    def backward(self, delta):
+        return delta.reshape(self.x_shape)
+
+    def output_shape(self, shape):
+        if int(np.prod(shape)) != int(np.prod(self.shape)):
+            raise ValueError(f"cannot reshape samples of shape {shape} to {self.shape}")
+        return self.shape
+
+    def describe(self):
+        return {"type": "reshape", "shape": list(self.shape)}
+
+
+class Flatten(Reshape):
+    """``(n, h, w, c) -> (n, h*w*c)``: from feature maps to a dense layer's input."""
+
+    def __init__(self):
+        super().__init__((-1,))
+
+    def output_shape(self, shape):
+        return (int(np.prod(shape)),)
+
+    def describe(self):
+        return {"type": "flatten"}

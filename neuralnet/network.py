@@ -37,8 +37,11 @@ class Network:
             x = layer.forward(x, training)
         return x
 
-    def predict_proba(self, x: NDArray, batch_size: int = 4096) -> NDArray:
-        """Class scores for ``x: (n, 784)`` float32, in batches to bound memory: ``(n, 10)``."""
+    def predict_proba(self, x: NDArray, batch_size: int = 500) -> NDArray:
+        """Class scores for ``x: (n, 784)`` float32, in batches to bound memory: ``(n, 10)``.
+
+        A convolution copies each pixel k*k times (im2col), so batches stay small.
+        """
         x = np.asarray(x, dtype=self.dtype)
         return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -48,8 +51,8 @@ class Network:
 
     @property
     def dtype(self) -> np.dtype:
-        dense = self.dense_layers()
-        return dense[0].W.dtype if dense else np.dtype(np.float32)
+        params = self.parameters()
+        return params[0][0].dtype if params else np.dtype(np.float32)
 
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
@@ -58,7 +61,7 @@ class Network:
         return [pair for layer in self.layers for pair in layer.parameters()]
 
     # -- training --------------------------------------------------------------
-    def backward(self, out: NDArray, y: NDArray) -> NDArray:
+    def backward(self, out: NDArray, y: NDArray) -> NDArray | None:
         """Backpropagate the loss gradient for one batch; fills every layer's grads."""
         layers = self.layers
         if self.loss.fuses and getattr(layers[-1], "name", None) == self.loss.fuses:
@@ -66,6 +69,8 @@ class Network:
         delta = self.loss.delta(out, y)
         for layer in reversed(layers):
             delta = layer.backward(delta)
+            if delta is None:  # the first layer with parameters: nothing before it learns
+                break
         return delta
 
     def train_step(self, x: NDArray, y: NDArray, optimizer: Any, lr: float) -> tuple[float, int]:
@@ -92,9 +97,9 @@ class Network:
         if self.loss is None:
             raise ValueError("call use(loss) before fit")
         rng = rng if rng is not None else np.random.default_rng()
-        dense = self.dense_layers()
-        if dense and self.layers[0] is dense[0]:
-            dense[0].needs_input_grad = False  # nobody consumes dL/dx of the data
+        learning = [layer for layer in self.layers if layer.parameters()]
+        if learning:
+            learning[0].needs_input_grad = False  # nobody consumes dL/dx of the data
         opt = optimizer if not isinstance(optimizer, str) else optim.get(
             optimizer, self.parameters(), lr, weight_decay)
         lr_at = optim.SCHEDULES[schedule]

@@ -3,26 +3,7 @@ import numpy as np
 import pytest
 
 from neuralnet import Activation, Dense, Dropout, Network, activations, losses
-
-EPS = 1e-6
-
-
-def numeric_grad(f, x):
-    """Central differences of the scalar ``f()`` with respect to every entry of ``x`` (in place)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + EPS
-        up = f()
-        x[i] = old - EPS
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * EPS)
-    return grad
-
-
-def rel_error(a, b):
-    return np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))
+from tests.helpers import numeric_grad, rel_error
 
 
 @pytest.fixture

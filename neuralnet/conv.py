@@ -1,0 +1,169 @@
+"""Convolution and pooling over images stored channels-last.
+
+Image batches are ``(n, height, width, channels)`` (NHWC): the 784 pixels of a
+digit become ``(n, 28, 28, 1)`` through :class:`~neuralnet.layers.Reshape`.
+Channels-last lets a convolution be one matrix product whose result is
+already in that layout: each output pixel's ``k x k x c_in`` window is copied
+into a row (im2col), and the rows times the kernel ``(k*k*c_in, c_out)`` give
+``(n*h_out*w_out, c_out)``, which *is* ``(n, h_out, w_out, c_out)`` in memory.
+"""
+import numpy as np
+
+from neuralnet.init import INITIALISERS
+from neuralnet.layers import Layer
+
+
+def output_size(size, kernel, stride, padding):
+    """Output height (or width) of a window sliding over ``size`` pixels."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def im2col(x, k, stride, padding):
+    """Every ``k x k`` window of ``x: (n, h, w, c)`` as ``(n, h_out, w_out, k, k, c)``.
+
+    One strided copy per kernel offset: k*k slices, each moving whole rows
+    of channels, instead of n*h_out*w_out small windows.
+    """
+    n, h, w, c = x.shape
+    if padding:
+        x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    h_out, w_out = output_size(h, k, stride, padding), output_size(w, k, stride, padding)
+    cols = np.empty((n, h_out, w_out, k, k, c), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols[:, :, :, i, j, :] = x[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride, :]
+    return cols
+
+
+def col2im(cols, shape, stride, padding):
+    """The adjoint of :func:`im2col`: add each window's gradient back where it was read.
+
+    ``cols: (n, h_out, w_out, k, k, c)``; ``shape``: the unpadded input's
+    ``(n, h, w, c)``. Overlapping windows sum, as the chain rule says.
+    """
+    n, h, w, c = shape
+    _, h_out, w_out, k, _, _ = cols.shape
+    dx = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            dx[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride, :] += cols[:, :, :, i, j, :]
+    return dx[:, padding:padding + h, padding:padding + w, :] if padding else dx
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as every framework computes it).
+
+    ``W: (k, k, c_in, c_out)`` (height, width, in, out, as in TensorFlow),
+    ``b: (c_out,)``; ``x: (n, h, w, c_in)`` -> ``(n, h_out, w_out, c_out)``
+    with ``h_out = (h + 2 padding - k) // stride + 1``. Zero padding.
+    """
+
+    def __init__(self, c_in, c_out, kernel=3, stride=1, padding=0, init="he", rng=None, dtype=np.float32):
+        rng = rng if rng is not None else np.random.default_rng()
+        fan_in = kernel * kernel * c_in  # what a unit sums over, as d_in is for a dense layer
+        W = INITIALISERS[init](rng, fan_in, c_out).reshape(kernel, kernel, c_in, c_out)
+        self._setup(W.astype(dtype), np.zeros(c_out, dtype=dtype), stride, padding)
+
+    @classmethod
+    def from_arrays(cls, W, b, stride=1, padding=0):
+        layer = cls.__new__(cls)
+        layer._setup(np.ascontiguousarray(W), np.ascontiguousarray(b), stride, padding)
+        return layer
+
+    def _setup(self, W, b, stride, padding):
+        if stride < 1 or padding < 0 or padding >= W.shape[0]:
+            raise ValueError(f"need stride >= 1 and 0 <= padding < kernel, got {stride} and {padding}")
+        self.W, self.b, self.stride, self.padding = W, b, stride, padding
+        self.dW, self.db = np.zeros_like(W), np.zeros_like(b)
+        self.needs_input_grad = True
+
+    def forward(self, x, training=False):
+        k, _, c_in, c_out = self.W.shape
+        cols = im2col(x, k, self.stride, self.padding)
+        z = cols.reshape(-1, k * k * c_in) @ self.W.reshape(-1, c_out)
+        z += self.b
+        if training:
+            self.x_shape, self.cols = x.shape, cols
+        return z.reshape(*cols.shape[:3], c_out)
+
+    def backward(self, delta):
+        k, _, c_in, c_out = self.W.shape
+        d2 = delta.reshape(-1, c_out)
+        np.matmul(self.cols.reshape(-1, k * k * c_in).T, d2, out=self.dW.reshape(-1, c_out))
+        np.sum(d2, axis=0, out=self.db)
+        if not self.needs_input_grad:
+            return None
+        dcols = (d2 @ self.W.reshape(-1, c_out).T).reshape(self.cols.shape)
+        return col2im(dcols, self.x_shape, self.stride, self.padding)
+
+    def parameters(self):
+        return [(self.W, self.dW), (self.b, self.db)]
+
+    def state(self):
+        return {"weights": self.W, "bias": self.b}
+
+    def output_shape(self, shape):
+        h, w, _ = shape
+        k, _, _, c_out = self.W.shape
+        return (output_size(h, k, self.stride, self.padding), output_size(w, k, self.stride, self.padding), c_out)
+
+    def describe(self):
+        k, _, c_in, c_out = self.W.shape
+        return {"type": "conv2d", "filters": c_out, "kernel": k, "stride": self.stride, "padding": self.padding}
+
+
+class MaxPool2D(Layer):
+    """Non-overlapping ``size x size`` max pooling: ``(n, h, w, c) -> (n, h // size, w // size, c)``.
+
+    Rows and columns that do not fill a window are dropped, as in the usual
+    "valid" pooling. The gradient goes to the first maximum of each window
+    (ReLU outputs tie at 0 all the time; each window passes on one gradient).
+    """
+
+    def __init__(self, size=2):
+        if size < 1:
+            raise ValueError(f"pool size must be >= 1, got {size}")
+        self.size = size
+
+    def _windows(self, x):
+        """``(n, h2, size, w2, size, c)``: window (i, j) of every output pixel is ``v[:, :, i, :, j]``."""
+        n, h, w, c = x.shape
+        s, h2, w2 = self.size, h // self.size, w // self.size
+        return x[:, :h2 * s, :w2 * s, :].reshape(n, h2, s, w2, s, c)
+
+    def _offsets(self):
+        return [(i, j) for i in range(self.size) for j in range(self.size)]
+
+    def forward(self, x, training=False):
+        v = self._windows(x)
+        # one elementwise maximum per window offset: cheaper than a reduction over two inner axes
+        out = v[:, :, 0, :, 0].copy()
+        for i, j in self._offsets()[1:]:
+            np.maximum(out, v[:, :, i, :, j], out=out)
+        if training:
+            self.x_shape = x.shape
+            self.mask = np.zeros(v.shape, dtype=bool)
+            taken = np.zeros(out.shape, dtype=bool)
+            for i, j in self._offsets():
+                hit = (v[:, :, i, :, j] == out) & ~taken
+                self.mask[:, :, i, :, j] = hit
+                taken |= hit
+        return out
+
+    def backward(self, delta):
+        dv = np.zeros(self.mask.shape, dtype=delta.dtype)
+        for i, j in self._offsets():
+            np.multiply(self.mask[:, :, i, :, j], delta, out=dv[:, :, i, :, j])
+        n, h2, s, w2, _, c = dv.shape
+        if self.x_shape[1:3] == (h2 * s, w2 * s):
+            return dv.reshape(self.x_shape)
+        dx = np.zeros(self.x_shape, dtype=delta.dtype)
+        dx[:, :h2 * s, :w2 * s, :] = dv.reshape(n, h2 * s, w2 * s, c)
+        return dx
+
+    def output_shape(self, shape):
+        h, w, c = shape
+        return (h // self.size, w // self.size, c)
+
+    def describe(self):
+        return {"type": "maxpool2d", "size": self.size}
