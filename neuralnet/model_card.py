@@ -45,14 +45,43 @@ def check(card: Any) -> None:
         raise ModelFormatError(f"{CARD}: metrics.test_accuracy must be a number in [0, 1]")
 
 
+# the arrays each kind of layer names, by role (see model_io.ARRAY_PREFIX)
+LAYER_ARRAYS = {"dense": ("weights", "bias"), "conv2d": ("weights", "bias"),
+                "batchnorm": ("gamma", "beta", "mean", "var")}
+MAX_KERNEL = 64  # larger kernels than any image the network sees are a typo or an attack
+LAYER_TYPES = "dense, conv2d, maxpool2d, batchnorm, activation, dropout, reshape or flatten"
+
+
 def _check_layer(layer: Any, where: str) -> None:
     if not isinstance(layer, dict):
         raise ModelFormatError(f"{CARD}: {where} must be an object")
     kind = layer.get("type")
+    if not isinstance(kind, str):  # a list or object here would not even be hashable
+        raise ModelFormatError(f"{CARD}: {where}.type must be {LAYER_TYPES}")
+    for key in LAYER_ARRAYS.get(kind, ()):
+        _field(layer, key, str, where)
     if kind == "dense":
         _count(layer, "out", where)
-        for key in ("weights", "bias"):
-            _field(layer, key, str, where)
+    elif kind == "conv2d":
+        _count(layer, "filters", where)
+        kernel = _count(layer, "kernel", where, limit=MAX_KERNEL)
+        _count(layer, "stride", where, limit=MAX_KERNEL, default=1)
+        padding = layer.get("padding", 0)
+        if type(padding) is not int or not 0 <= padding < kernel:
+            raise ModelFormatError(f"{CARD}: {where}.padding must be an integer in [0, kernel)")
+    elif kind == "maxpool2d":
+        _count(layer, "size", where, limit=MAX_KERNEL)
+    elif kind == "batchnorm":
+        eps = layer.get("eps", 1e-5)
+        if not (_real(eps) and 0 < eps < 1):
+            raise ModelFormatError(f"{CARD}: {where}.eps must be a number in (0, 1)")
+    elif kind == "reshape":
+        shape = layer.get("shape")
+        if not (isinstance(shape, list) and 1 <= len(shape) <= 3
+                and all(type(d) is int and 0 < d <= 1 << 24 for d in shape)):
+            raise ModelFormatError(f"{CARD}: {where}.shape must be a list of 1 to 3 positive integers")
+    elif kind == "flatten":
+        pass
     elif kind == "activation":
         if not isinstance(layer.get("name"), str) or layer["name"] not in activations.ACTIVATIONS:
             raise ModelFormatError(f"{CARD}: {where}.name must be one of {', '.join(activations.ACTIVATIONS)}")
@@ -60,7 +89,7 @@ def _check_layer(layer: Any, where: str) -> None:
         if not (_real(layer.get("rate")) and 0 <= layer["rate"] < 1):
             raise ModelFormatError(f"{CARD}: {where}.rate must be a number in [0, 1)")
     else:
-        raise ModelFormatError(f"{CARD}: {where}.type must be dense, activation or dropout")
+        raise ModelFormatError(f"{CARD}: {where}.type must be {LAYER_TYPES}")
 
 
 def _check_files(files: Any) -> None:
@@ -94,10 +123,11 @@ def _field(obj: dict, key: str, kind: type, where: str | None = None, default: A
     return value
 
 
-def _count(obj: dict, key: str, where: str) -> int:
-    value = obj.get(key)
-    if type(value) is not int or not 0 < value <= 1 << 24:
-        raise ModelFormatError(f"{CARD}: {where}.{key} must be a positive integer")
+def _count(obj: dict, key: str, where: str, limit: int = 1 << 24, default: Any = None) -> int:
+    value = obj.get(key, default)
+    if type(value) is not int or not 0 < value <= limit:
+        raise ModelFormatError(f"{CARD}: {where}.{key} must be a positive integer" +
+                               (f" up to {limit}" if limit < 1 << 24 else ""))
     return value
 
 

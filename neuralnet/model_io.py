@@ -21,7 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralnet import activations
-from neuralnet.layers import Activation, Dense, Dropout
+from neuralnet.batchnorm import BatchNorm
+from neuralnet.conv import Conv2D, MaxPool2D
+from neuralnet.layers import Activation, Dense, Dropout, Flatten, Layer, Reshape
 from neuralnet.model_card import CARD, FORMAT, FORMAT_VERSION, WEIGHTS, ModelFormatError, check
 from neuralnet.network import Network
 
@@ -31,6 +33,8 @@ __all__ = ["CARD", "FORMAT", "FORMAT_VERSION", "WEIGHTS", "ModelFormatError", "l
 VERSION_NAME = re.compile(r"[1-9][0-9]{0,17}")  # ASCII digits: str.isdigit() also takes "²", "٣"
 PROBE_INPUTS, PROBE_OUTPUTS = "probe_inputs", "probe_outputs"
 PROBE_SIZE = 64
+INPUT_SIZE = 784  # every network takes 28x28 pixels, flattened row by row
+FORWARD_CHUNK = 128
 PROBE_RTOL, PROBE_ATOL = 1e-3, 1e-4  # other BLAS builds differ in the last bits, a wrong layer in the first
 
 
@@ -51,17 +55,31 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def architecture(network: Network) -> dict[str, Any]:
-    """The card's ``architecture`` block, naming each dense layer's arrays."""
-    layers, i = [], 0
+# npz array names: the i-th layer that has arrays stores its weights as W{i}, its bias as b{i}, ...
+ARRAY_PREFIX = {"weights": "W", "bias": "b", "gamma": "gamma", "beta": "beta", "mean": "mean", "var": "var"}
+
+
+def _named_state(network: Network) -> list[dict[str, tuple[str, NDArray]]]:
+    """Per layer, ``{role: (npz name, array)}``; an MLP gets W0, b0, W1, b1, ... as always."""
+    named, i = [], 0
     for layer in network.layers:
-        entry = layer.describe()
-        if entry["type"] == "dense":
-            entry.update(weights=f"W{i}", bias=f"b{i}")
-            i += 1
-        layers.append(entry)
-    dense = network.dense_layers()
-    return {"input_size": dense[0].W.shape[0], "output_size": dense[-1].W.shape[1], "layers": layers}
+        state = layer.state()
+        named.append({role: (f"{ARRAY_PREFIX[role]}{i}", array) for role, array in state.items()})
+        i += bool(state)
+    return named
+
+
+def architecture(network: Network) -> dict[str, Any]:
+    """The card's ``architecture`` block: every layer's description, naming its arrays."""
+    layers = []
+    for layer, state in zip(network.layers, _named_state(network)):
+        layers.append({**layer.describe(), **{role: name for role, (name, _) in state.items()}})
+    return {"input_size": INPUT_SIZE, "output_size": int(network.layers[_last_dense(network)].W.shape[1]),
+            "layers": layers}
+
+
+def _last_dense(network: Network) -> int:
+    return max(i for i, layer in enumerate(network.layers) if isinstance(layer, Dense))
 
 
 def save_version(network: Network, card: dict[str, Any], models_dir: str | os.PathLike, name: str,
@@ -99,11 +117,8 @@ def save_version(network: Network, card: dict[str, Any], models_dir: str | os.Pa
 
 
 def weights(network: Network) -> dict[str, Any]:
-    """The npz arrays: ``W{i}``, ``b{i}`` for the i-th dense layer."""
-    arrays = {}
-    for i, dense in enumerate(network.dense_layers()):
-        arrays[f"W{i}"], arrays[f"b{i}"] = dense.W, dense.b
-    return arrays
+    """The npz arrays, by the names :func:`architecture` gives them."""
+    return {name: array for state in _named_state(network) for name, array in state.values()}
 
 
 def synthetic_probe(n: int = PROBE_SIZE, seed: int = 0) -> NDArray[np.uint8]:
@@ -113,12 +128,18 @@ def synthetic_probe(n: int = PROBE_SIZE, seed: int = 0) -> NDArray[np.uint8]:
 
 
 def forward(network: Network, card: dict[str, Any], x: NDArray[np.floating]) -> NDArray[np.floating]:
-    """The network's raw outputs for ``x: (n, 784)`` float32 pixels in [0, 1], normalised as ``card`` says."""
+    """The network's raw outputs for ``x: (n, 784)`` float32 pixels in [0, 1], normalised as ``card`` says.
+
+    Runs ``FORWARD_CHUNK`` rows at a time: a convolution holds each pixel k*k
+    times (im2col), so one large batch would take hundreds of megabytes.
+    """
     inp = card.get("input", {})
     mean, std = inp.get("mean", 0.0), inp.get("std", 1.0)
     if mean or std != 1.0:
         x = (x - np.float32(mean)) / np.float32(std)
-    return network.forward(x)
+    if len(x) <= FORWARD_CHUNK:
+        return network.forward(x)
+    return np.concatenate([network.forward(x[i:i + FORWARD_CHUNK]) for i in range(0, len(x), FORWARD_CHUNK)])
 
 
 def _rename_into_place(tmp: Path, model_dir: Path, card: dict[str, Any]) -> Path:
@@ -198,37 +219,70 @@ def _read_card(path: Path) -> dict[str, Any]:
 
 
 def _build(card: dict[str, Any], arrays: dict[str, NDArray]) -> Network:
-    """Rebuild the network from the card's layer list (schema-checked), checking every array against it."""
+    """Rebuild the network from the card's layer list (schema-checked), following the
+    shape of one sample through it and checking every array against that shape."""
     try:
-        specs = card["architecture"]["layers"]
-        net, width = Network(), card["architecture"]["input_size"]
-        for spec in specs:
-            net.add(_layer(spec, arrays, width))
-            width = spec["out"] if spec["type"] == "dense" else width
+        net, shape = Network(), (card["architecture"]["input_size"],)
+        for spec in card["architecture"]["layers"]:
+            layer = _layer(spec, arrays, shape)
+            shape = layer.output_shape(shape)
+            net.add(layer)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(str(exc)) from None
-    if width != card["architecture"]["output_size"] or not net.dense_layers():
+    if shape != (card["architecture"]["output_size"],) or not net.dense_layers():
         raise ModelFormatError("architecture output does not match output_size")
     return net
 
 
-def _layer(spec: dict[str, Any], arrays: dict[str, NDArray], width: int) -> Activation | Dropout | Dense:
+def _layer(spec: dict[str, Any], arrays: dict[str, NDArray], shape: tuple[int, ...]) -> Layer:
+    """One layer from its card entry, for samples of ``shape`` (the previous layer's output)."""
     kind = spec["type"]
     if kind == "activation":
         activations.get(spec["name"])
         return Activation(spec["name"])
     if kind == "dropout":
         return Dropout(float(spec["rate"]))
-    if kind != "dense":
-        raise ValueError(f"unknown layer type {kind!r}")
-    W, b = arrays.get(spec["weights"]), arrays.get(spec["bias"])
-    if W is None or b is None:
-        raise ValueError(f"missing array {spec['weights']!r} or {spec['bias']!r}")
-    if W.shape != (width, spec["out"]) or b.shape != (spec["out"],):
-        raise ValueError(f"{spec['weights']} has shape {W.shape}, {spec['bias']} {b.shape}; "
-                         f"expected ({width}, {spec['out']}) and ({spec['out']},)")
-    if W.dtype.kind != "f" or b.dtype.kind != "f":
-        raise ValueError(f"{spec['weights']}/{spec['bias']} must be floating point")
-    if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        raise ValueError(f"{spec['weights']}/{spec['bias']} contain NaN or infinity")
-    return Dense.from_arrays(W, b)
+    if kind == "reshape":
+        return Reshape(spec["shape"])
+    if kind == "flatten":
+        return Flatten()
+    if kind == "maxpool2d":
+        return MaxPool2D(spec["size"])
+    if len(shape) not in ((1,) if kind == "dense" else (1, 3)):
+        raise ValueError(f"a {kind} layer cannot take samples of shape {shape}")
+    if kind == "dense":
+        W, b = _arrays(spec, arrays, {"weights": (shape[0], spec["out"]), "bias": (spec["out"],)})
+        return Dense.from_arrays(W, b)
+    if kind == "conv2d":
+        if len(shape) != 3:
+            raise ValueError(f"a conv2d layer needs images (h, w, c), not samples of shape {shape}")
+        k, filters = spec["kernel"], spec["filters"]
+        W, b = _arrays(spec, arrays, {"weights": (k, k, shape[2], filters), "bias": (filters,)})
+        layer = Conv2D.from_arrays(W, b, stride=spec.get("stride", 1), padding=spec.get("padding", 0))
+        if min(layer.output_shape(shape)[:2]) < 1:
+            raise ValueError(f"a {k}x{k} kernel does not fit samples of shape {shape}")
+        return layer
+    if kind == "batchnorm":
+        c = (shape[-1],)
+        gamma, beta, mean, var = _arrays(spec, arrays, {"gamma": c, "beta": c, "mean": c, "var": c})
+        if (var < 0).any():
+            raise ValueError(f"{spec['var']} holds a negative variance")
+        return BatchNorm.from_arrays(gamma, beta, mean, var, eps=spec.get("eps", 1e-5))
+    raise ValueError(f"unknown layer type {kind!r}")
+
+
+def _arrays(spec: dict[str, Any], arrays: dict[str, NDArray], shapes: dict[str, tuple[int, ...]]) -> list[NDArray]:
+    """The arrays a card entry names for each role, checked for presence, shape, type and finiteness."""
+    found = []
+    for role, shape in shapes.items():
+        name, array = spec[role], arrays.get(spec[role])
+        if array is None:
+            raise ValueError(f"missing array {name!r}")
+        if array.shape != shape:
+            raise ValueError(f"{name} has shape {array.shape}; expected {shape}")
+        if array.dtype.kind != "f":
+            raise ValueError(f"{name} must be floating point")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        found.append(array)
+    return found

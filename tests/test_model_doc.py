@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralnet import Activation, Dense, Dropout, Network
+from neuralnet import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Network, Reshape
 from neuralnet.model_io import load_version, save_version
 
 README = Path(__file__).parents[1] / "models" / "README.md"
@@ -14,7 +14,7 @@ def readme_loader(version_dir):
     """Execute the README's first python block with its path pointed at ``version_dir``."""
     block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     namespace = {}
-    exec(block.replace('"models/mnist/1"', repr(str(version_dir))), namespace)
+    exec(block.replace('"models/mnist/2"', repr(str(version_dir))), namespace)
     return namespace["predict_proba"]
 
 
@@ -35,3 +35,18 @@ def test_readme_forward_pass_matches_load_version(tmp_path):
     assert got.shape == (7, 10)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_readme_forward_pass_runs_a_convolutional_network(tmp_path):
+    rng = np.random.default_rng(1)
+    norm = BatchNorm(3)
+    norm.running_mean[:], norm.running_var[:] = rng.normal(size=3), rng.uniform(0.5, 2, 3)
+    net = Network().add(Reshape((28, 28, 1))).add(Conv2D(1, 3, kernel=3, stride=2, padding=1, rng=rng))
+    net.add(norm).add(Activation("relu")).add(MaxPool2D(2))  # 28 -> 14 -> 7
+    net.add(Conv2D(3, 4, kernel=2, rng=rng)).add(Flatten()).add(Dense(6 * 6 * 4, 10, rng=rng))
+    net.add(Activation("softmax"))
+    path = save_version(net, {"input": {"scale": 1 / 255, "mean": 0.0, "std": 1.0}}, tmp_path, "mnist")
+    pixels = rng.integers(0, 256, size=(5, 28, 28)).astype(np.uint8)
+    loaded, _ = load_version(path)
+    expected = loaded.predict_proba(pixels.reshape(5, -1).astype(np.float32) / 255)
+    np.testing.assert_allclose(readme_loader(path)(pixels), expected, rtol=1e-4, atol=1e-6)

@@ -90,7 +90,7 @@ BROKEN = {
     "unknown activation": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(name="swish")),
                            "layers[1].name must be one of relu"),
     "unknown layer": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(type="conv")),
-                      "layers[1].type must be dense, activation or dropout"),
+                      "layers[1].type must be dense, conv2d, maxpool2d"),
     # the card's fields are checked for type and range before anything uses them
     "files is a list": (lambda p: edit_card(p, lambda c: c.update(files=[])), "files must be an object"),
     "files entry is a list": (lambda p: edit_card(p, lambda c: c["files"].update({"model.npz": []})),
