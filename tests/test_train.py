@@ -36,9 +36,34 @@ def test_help_explains_every_option():
     text = parser().format_help()
     for option in ("--epochs", "--batch-size", "--lr", "--hidden", "--activation", "--loss", "--optimizer",
                    "--seed", "--val-split", "--augment", "--runs", "--preset", "--data-dir", "--models-dir",
-                   "--model-name", "--schedule", "--weight-decay", "--dropout", "--init"):
+                   "--model-name", "--schedule", "--weight-decay", "--dropout", "--init", "--conv", "--batchnorm"):
         assert option in text
-    assert "notebook" in text and "800,800" in text  # the presets table
+    assert "notebook" in text and "800,800" in text and "32:5,64:3" in text  # the presets table
+
+
+@pytest.mark.parametrize("value,expected", [("32:5,64:3", ((32, 5), (64, 3))), ("none", ()), ("8:3", ((8, 3),))])
+def test_conv_option_parses_blocks(value, expected):
+    assert parser().parse_args(["--conv", value]).conv == expected
+
+
+@pytest.mark.parametrize("value", ["32", "32:0", "a:3", "32:5:1"])
+def test_conv_option_refuses_malformed_blocks(value, capsys):
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--conv", value])
+    assert "FILTERS:KERNEL" in capsys.readouterr().err
+
+
+def test_a_cnn_trains_from_the_command_line_and_is_served_format(mnist_dir, tmp_path):
+    args = cli(tmp_path, mnist_dir, "--preset", "cnn", "--conv", "4:3", "--hidden", "16", "--epochs", "1",
+               "--augment", "none")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "conv3x3-4 bn 784-16-10" in done.stdout
+    card = json.loads((tmp_path / "mnist" / "1" / "model.json").read_text())
+    assert [layer["type"] for layer in card["architecture"]["layers"]][:4] == ["reshape", "conv2d", "maxpool2d",
+                                                                               "batchnorm"]
+    assert card["training"]["conv"] == [[4, 3]] and card["training"]["preset"] == "cnn"
+    assert card["metrics"]["test_accuracy"] > 0.9
 
 
 def cli(tmp_path, mnist_dir, *args):

@@ -1,0 +1,57 @@
+"""A small convolutional network learns real MNIST digits in seconds, through the trainer's own builder."""
+from dataclasses import replace
+
+import numpy as np
+
+from trainer import augment
+from trainer.data import load_mnist
+from trainer.presets import preset
+from trainer.train import build_network
+
+
+def test_a_tiny_cnn_learns_a_real_subset_of_mnist(mnist_dir):
+    mnist = load_mnist(mnist_dir)
+    x = mnist.x_train[:5000].reshape(-1, 784).astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[mnist.y_train[:5000]]
+    x_test = mnist.x_test[:1000].reshape(-1, 784).astype(np.float32) / 255
+    cfg = preset("cnn", conv=((8, 3),), hidden=(32,), epochs=4, lr=3e-3, augment="none")
+    rng = np.random.default_rng(0)
+    net = build_network(cfg, rng)
+    net.fit(x, y, epochs=cfg.epochs, batch_size=64, lr=cfg.lr, optimizer="adam", schedule="cosine", rng=rng)
+    assert net.accuracy(x_test, mnist.y_test[:1000]) > 0.93  # 94-96% over seeds 0-2
+    # inference mode: batch norm uses its running statistics, so one image alone gets the batch's answer
+    np.testing.assert_allclose(net.predict_proba(x_test[:1]), net.predict_proba(x_test[:50])[:1], rtol=1e-5)
+
+
+def test_the_cnn_preset_builds_the_documented_network():
+    net = build_network(preset("cnn"), np.random.default_rng(0))
+    kinds = [layer.describe()["type"] for layer in net.layers]
+    assert kinds == ["reshape", "conv2d", "maxpool2d", "batchnorm", "activation",
+                     "conv2d", "maxpool2d", "batchnorm", "activation", "flatten",
+                     "dense", "batchnorm", "activation", "dense", "activation"]
+    assert net.predict_proba(np.zeros((2, 784), np.float32)).shape == (2, 10)
+
+
+def test_augmenters_keep_float32_and_the_range():
+    x = np.random.default_rng(0).random((16, 784), dtype=np.float32)
+    for name, f in augment.AUGMENTERS.items():
+        if f is not None:
+            out = f(x, np.random.default_rng(1))
+            assert out.dtype == np.float32 and out.shape == x.shape, name  # float64 would double training time
+            assert out.min() >= 0 and out.max() <= 1 + 1e-6, name
+
+
+def test_stroke_width_thickens_and_thins():
+    x = np.zeros((2, 28, 28), np.float32)
+    x[:, 10:18, 13:15] = 1  # a bar two pixels wide
+    out = augment.stroke_width(x.reshape(2, 784), np.array([1, -1], np.float32)).reshape(2, 28, 28)
+    assert out[0].sum() > x[0].sum() and out[1].sum() < x[1].sum()
+
+
+def test_the_ablation_walks_from_the_notebook_through_the_mlp_to_the_cnn_preset():
+    from benchmarks.ablation import configs
+
+    rows = {name: cfg for name, _, cfg in configs()}
+    assert replace(rows["notebook"], preset="notebook") == preset("notebook")
+    assert replace(rows["shift"], preset="mlp") == preset("mlp")
+    assert replace(rows["batch-norm"], preset="cnn") == preset("cnn") == preset("default")
