@@ -39,11 +39,11 @@ class BatchNorm(Layer):
             return x * scale + (self.beta - self.running_mean * scale)
         axes = tuple(range(x.ndim - 1))
         mean, var = x.mean(axis=axes), x.var(axis=axes)
-        count, k = x.size // x.shape[-1], self.momentum
-        self.running_mean *= k
-        self.running_mean += (1 - k) * mean
-        self.running_var *= k
-        self.running_var += (1 - k) * count / max(1, count - 1) * var  # the unbiased estimate, for inference
+        count, keep = x.size // x.shape[-1], self.momentum
+        self.running_mean *= keep
+        self.running_mean += (1 - keep) * mean
+        self.running_var *= keep
+        self.running_var += (1 - keep) * count / max(1, count - 1) * var  # the unbiased estimate, for inference
         self.inv_std = 1 / np.sqrt(var + self.eps)
         self.xhat = (x - mean) * self.inv_std
         return self.xhat * self.gamma + self.beta

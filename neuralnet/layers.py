@@ -5,6 +5,8 @@ parameters with their gradients. Arrays are batches with samples first:
 ``x: (n, d_in)`` for dense layers, ``(n, h, w, c)`` for images (see
 :mod:`neuralnet.conv`).
 """
+import math
+
 import numpy as np
 
 from neuralnet import activations
@@ -155,7 +157,7 @@ class Reshape(Layer):
         return delta.reshape(self.x_shape)
 
     def output_shape(self, shape):
-        if int(np.prod(shape)) != int(np.prod(self.shape)):
+        if math.prod(shape) != math.prod(self.shape):  # Python ints: NumPy's int64 product can wrap
             raise ValueError(f"cannot reshape samples of shape {shape} to {self.shape}")
         return self.shape
 
@@ -170,7 +172,7 @@ class Flatten(Reshape):
         super().__init__((-1,))
 
     def output_shape(self, shape):
-        return (int(np.prod(shape)),)
+        return (math.prod(shape),)
 
     def describe(self):
         return {"type": "flatten"}

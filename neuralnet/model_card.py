@@ -48,48 +48,66 @@ def check(card: Any) -> None:
 # the arrays each kind of layer names, by role (see model_io.ARRAY_PREFIX)
 LAYER_ARRAYS = {"dense": ("weights", "bias"), "conv2d": ("weights", "bias"),
                 "batchnorm": ("gamma", "beta", "mean", "var")}
+ARRAY_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_KERNEL = 64  # larger kernels than any image the network sees are a typo or an attack
-LAYER_TYPES = "dense, conv2d, maxpool2d, batchnorm, activation, dropout, reshape or flatten"
+MAX_SAMPLE_VALUES = 1 << 24
 
 
 def _check_layer(layer: Any, where: str) -> None:
     if not isinstance(layer, dict):
         raise ModelFormatError(f"{CARD}: {where} must be an object")
     kind = layer.get("type")
-    if not isinstance(kind, str):  # a list or object here would not even be hashable
-        raise ModelFormatError(f"{CARD}: {where}.type must be {LAYER_TYPES}")
+    if not isinstance(kind, str) or kind not in LAYER_CHECKS:  # a list here would not even be hashable
+        raise ModelFormatError(f"{CARD}: {where}.type must be {', '.join(LAYER_CHECKS)}")
     for key in LAYER_ARRAYS.get(kind, ()):
-        _field(layer, key, str, where)
-    if kind == "dense":
-        _count(layer, "out", where)
-    elif kind == "conv2d":
-        _count(layer, "filters", where)
-        kernel = _count(layer, "kernel", where, limit=MAX_KERNEL)
-        _count(layer, "stride", where, limit=MAX_KERNEL, default=1)
-        padding = layer.get("padding", 0)
-        if type(padding) is not int or not 0 <= padding < kernel:
-            raise ModelFormatError(f"{CARD}: {where}.padding must be an integer in [0, kernel)")
-    elif kind == "maxpool2d":
-        _count(layer, "size", where, limit=MAX_KERNEL)
-    elif kind == "batchnorm":
-        eps = layer.get("eps", 1e-5)
-        if not (_real(eps) and 0 < eps < 1):
-            raise ModelFormatError(f"{CARD}: {where}.eps must be a number in (0, 1)")
-    elif kind == "reshape":
-        shape = layer.get("shape")
-        if not (isinstance(shape, list) and 1 <= len(shape) <= 3
-                and all(type(d) is int and 0 < d <= 1 << 24 for d in shape)):
-            raise ModelFormatError(f"{CARD}: {where}.shape must be a list of 1 to 3 positive integers")
-    elif kind == "flatten":
-        pass
-    elif kind == "activation":
-        if not isinstance(layer.get("name"), str) or layer["name"] not in activations.ACTIVATIONS:
-            raise ModelFormatError(f"{CARD}: {where}.name must be one of {', '.join(activations.ACTIVATIONS)}")
-    elif kind == "dropout":
-        if not (_real(layer.get("rate")) and 0 <= layer["rate"] < 1):
-            raise ModelFormatError(f"{CARD}: {where}.rate must be a number in [0, 1)")
-    else:
-        raise ModelFormatError(f"{CARD}: {where}.type must be {LAYER_TYPES}")
+        if not (isinstance(layer.get(key), str) and ARRAY_NAME.fullmatch(layer[key])):
+            raise ModelFormatError(f"{CARD}: {where}.{key} must name an array (letters, digits, _)")
+    LAYER_CHECKS[kind](layer, where)
+
+
+def _check_dense(layer: dict, where: str) -> None:
+    _count(layer, "out", where)
+
+
+def _check_conv2d(layer: dict, where: str) -> None:
+    _count(layer, "filters", where)
+    kernel = _count(layer, "kernel", where, limit=MAX_KERNEL)
+    _count(layer, "stride", where, limit=MAX_KERNEL, default=1)
+    padding = layer.get("padding", 0)
+    if type(padding) is not int or not 0 <= padding < kernel:
+        raise ModelFormatError(f"{CARD}: {where}.padding must be an integer in [0, kernel)")
+
+
+def _check_maxpool2d(layer: dict, where: str) -> None:
+    _count(layer, "size", where, limit=MAX_KERNEL)
+
+
+def _check_batchnorm(layer: dict, where: str) -> None:
+    eps = layer.get("eps", 1e-5)
+    if not (_real(eps) and 1e-12 <= eps < 1):  # smaller vanishes next to a float32 variance
+        raise ModelFormatError(f"{CARD}: {where}.eps must be a number in [1e-12, 1)")
+
+
+def _check_reshape(layer: dict, where: str) -> None:
+    shape = layer.get("shape")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(type(d) is int and d > 0 for d in shape)
+            and math.prod(shape) <= MAX_SAMPLE_VALUES):
+        raise ModelFormatError(f"{CARD}: {where}.shape must be a list of 1 to 3 positive integers")
+
+
+def _check_activation(layer: dict, where: str) -> None:
+    if not isinstance(layer.get("name"), str) or layer["name"] not in activations.ACTIVATIONS:
+        raise ModelFormatError(f"{CARD}: {where}.name must be one of {', '.join(activations.ACTIVATIONS)}")
+
+
+def _check_dropout(layer: dict, where: str) -> None:
+    if not (_real(layer.get("rate")) and 0 <= layer["rate"] < 1):
+        raise ModelFormatError(f"{CARD}: {where}.rate must be a number in [0, 1)")
+
+
+LAYER_CHECKS = {"dense": _check_dense, "conv2d": _check_conv2d, "maxpool2d": _check_maxpool2d,
+                "batchnorm": _check_batchnorm, "activation": _check_activation, "dropout": _check_dropout,
+                "reshape": _check_reshape, "flatten": lambda layer, where: None}
 
 
 def _check_files(files: Any) -> None:

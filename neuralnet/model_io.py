@@ -9,10 +9,12 @@ card that misdescribes its weights (say ``sigmoid`` for ``relu``) is refused.
 """
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,10 @@ PROBE_INPUTS, PROBE_OUTPUTS = "probe_inputs", "probe_outputs"
 PROBE_SIZE = 64
 INPUT_SIZE = 784  # every network takes 28x28 pixels, flattened row by row
 FORWARD_CHUNK = 128
+MAX_WEIGHT_BYTES = 256 << 20  # 50x the largest network here; a zip bomb would inflate far beyond
+# values one sample may occupy in any layer, im2col's copies included (the shipped CNN needs
+# ~56K): a card cannot make a small file cost gigabytes per request
+MAX_SAMPLE_WORK = 1 << 18
 PROBE_RTOL, PROBE_ATOL = 1e-3, 1e-4  # other BLAS builds differ in the last bits, a wrong layer in the first
 
 
@@ -74,12 +80,10 @@ def architecture(network: Network) -> dict[str, Any]:
     layers = []
     for layer, state in zip(network.layers, _named_state(network)):
         layers.append({**layer.describe(), **{role: name for role, (name, _) in state.items()}})
-    return {"input_size": INPUT_SIZE, "output_size": int(network.layers[_last_dense(network)].W.shape[1]),
-            "layers": layers}
-
-
-def _last_dense(network: Network) -> int:
-    return max(i for i, layer in enumerate(network.layers) if isinstance(layer, Dense))
+    shape: tuple[int, ...] = (INPUT_SIZE,)
+    for layer in network.layers:
+        shape = layer.output_shape(shape)
+    return {"input_size": INPUT_SIZE, "output_size": math.prod(shape), "layers": layers}
 
 
 def save_version(network: Network, card: dict[str, Any], models_dir: str | os.PathLike, name: str,
@@ -137,9 +141,7 @@ def forward(network: Network, card: dict[str, Any], x: NDArray[np.floating]) -> 
     mean, std = inp.get("mean", 0.0), inp.get("std", 1.0)
     if mean or std != 1.0:
         x = (x - np.float32(mean)) / np.float32(std)
-    if len(x) <= FORWARD_CHUNK:
-        return network.forward(x)
-    return np.concatenate([network.forward(x[i:i + FORWARD_CHUNK]) for i in range(0, len(x), FORWARD_CHUNK)])
+    return network.predict_proba(x, batch_size=FORWARD_CHUNK)
 
 
 def _rename_into_place(tmp: Path, model_dir: Path, card: dict[str, Any]) -> Path:
@@ -181,12 +183,33 @@ def load_verified(path: str | os.PathLike) -> tuple[Network, dict[str, Any], boo
     if expected is not None and sha256_file(path / WEIGHTS) != expected:
         raise ModelFormatError(f"{WEIGHTS} does not match the checksum in {CARD}")
     try:  # the file is ours to close: np.load leaks its own when a truncated zip makes it fail
-        with open(path / WEIGHTS, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        with open(path / WEIGHTS, "rb") as f:
+            _check_sizes(f)
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+    except ModelFormatError:
+        raise
     except Exception as exc:  # zipfile, zlib, format and OS errors alike: a file that is not what it says
         raise ModelFormatError(f"{WEIGHTS} is not a readable npz file ({type(exc).__name__})") from None
     network = _build(card, arrays)
     return network, card, _check_probe(network, card, arrays)
+
+
+def _check_sizes(f: Any) -> None:
+    """Refuse an npz whose arrays would decompress to more than MAX_WEIGHT_BYTES, reading only their headers."""
+    total = 0
+    with zipfile.ZipFile(f) as zf:
+        for name in zf.namelist():
+            with zf.open(name) as member:
+                major, _ = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+                total += math.prod(shape) * dtype.itemsize
+    if total > MAX_WEIGHT_BYTES:
+        raise ModelFormatError(f"{WEIGHTS} holds {total / 2**20:.0f} MiB of arrays; the limit is "
+                               f"{MAX_WEIGHT_BYTES // 2**20} MiB")
 
 
 def _check_probe(network: Network, card: dict[str, Any], arrays: dict[str, NDArray]) -> bool:
@@ -196,8 +219,11 @@ def _check_probe(network: Network, card: dict[str, Any], arrays: dict[str, NDArr
     if (inputs is None or outputs is None or inputs.dtype != np.uint8 or inputs.ndim != 2
             or inputs.shape[1] != 784 or outputs.shape != (len(inputs), card["architecture"]["output_size"])):
         raise ModelFormatError(f"{WEIGHTS}: malformed probe arrays")
-    with np.errstate(all="ignore"):
-        got = forward(network, card, inputs.astype(np.float32) / 255)
+    try:
+        with np.errstate(all="ignore"):
+            got = forward(network, card, inputs.astype(np.float32) / 255)
+    except (ValueError, MemoryError) as exc:  # _build checked every shape; this is a last line of defence
+        raise ModelFormatError(f"the network fails on its probe batch ({type(exc).__name__})") from None
     if not np.allclose(got, outputs, rtol=PROBE_RTOL, atol=PROBE_ATOL, equal_nan=True):
         raise ModelFormatError("the network the card describes does not give the outputs recorded for this "
                                "version's probe batch: the card does not match the weights")
@@ -221,17 +247,30 @@ def _read_card(path: Path) -> dict[str, Any]:
 def _build(card: dict[str, Any], arrays: dict[str, NDArray]) -> Network:
     """Rebuild the network from the card's layer list (schema-checked), following the
     shape of one sample through it and checking every array against that shape."""
+    if card["architecture"]["input_size"] != INPUT_SIZE:
+        raise ModelFormatError(f"architecture.input_size must be {INPUT_SIZE} (28x28 pixels)")
     try:
-        net, shape = Network(), (card["architecture"]["input_size"],)
-        for spec in card["architecture"]["layers"]:
+        net, shape = Network(), (INPUT_SIZE,)
+        for i, spec in enumerate(card["architecture"]["layers"]):
             layer = _layer(spec, arrays, shape)
             shape = layer.output_shape(shape)
+            if min(shape) < 1 or _work(layer, shape) > MAX_SAMPLE_WORK:
+                raise ValueError(f"layers[{i}] would give samples of shape {shape}: "
+                                 f"{'empty' if min(shape) < 1 else 'too large to serve'}")
             net.add(layer)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(str(exc)) from None
     if shape != (card["architecture"]["output_size"],) or not net.dense_layers():
         raise ModelFormatError("architecture output does not match output_size")
     return net
+
+
+def _work(layer: Layer, out_shape: tuple[int, ...]) -> int:
+    """Values one sample occupies at ``layer``'s output, and in its im2col windows for a convolution."""
+    if isinstance(layer, Conv2D):
+        k, _, c_in, _ = layer.W.shape
+        return math.prod(out_shape[:2]) * k * k * c_in + math.prod(out_shape)
+    return math.prod(out_shape)
 
 
 def _layer(spec: dict[str, Any], arrays: dict[str, NDArray], shape: tuple[int, ...]) -> Layer:
@@ -258,15 +297,12 @@ def _layer(spec: dict[str, Any], arrays: dict[str, NDArray], shape: tuple[int, .
             raise ValueError(f"a conv2d layer needs images (h, w, c), not samples of shape {shape}")
         k, filters = spec["kernel"], spec["filters"]
         W, b = _arrays(spec, arrays, {"weights": (k, k, shape[2], filters), "bias": (filters,)})
-        layer = Conv2D.from_arrays(W, b, stride=spec.get("stride", 1), padding=spec.get("padding", 0))
-        if min(layer.output_shape(shape)[:2]) < 1:
-            raise ValueError(f"a {k}x{k} kernel does not fit samples of shape {shape}")
-        return layer
+        return Conv2D.from_arrays(W, b, stride=spec.get("stride", 1), padding=spec.get("padding", 0))
     if kind == "batchnorm":
         c = (shape[-1],)
         gamma, beta, mean, var = _arrays(spec, arrays, {"gamma": c, "beta": c, "mean": c, "var": c})
         if (var < 0).any():
-            raise ValueError(f"{spec['var']} holds a negative variance")
+            raise ValueError(f"{spec['var']!r} holds a negative variance")
         return BatchNorm.from_arrays(gamma, beta, mean, var, eps=spec.get("eps", 1e-5))
     raise ValueError(f"unknown layer type {kind!r}")
 
@@ -280,8 +316,8 @@ def _arrays(spec: dict[str, Any], arrays: dict[str, NDArray], shapes: dict[str, 
             raise ValueError(f"missing array {name!r}")
         if array.shape != shape:
             raise ValueError(f"{name} has shape {array.shape}; expected {shape}")
-        if array.dtype.kind != "f":
-            raise ValueError(f"{name} must be floating point")
+        if array.dtype != np.float32:  # float64 would run at half the speed, float16 lose the probe's digits
+            raise ValueError(f"{name} must be float32, not {array.dtype}")
         if not np.isfinite(array).all():
             raise ValueError(f"{name} contains NaN or infinity")
         found.append(array)

@@ -43,6 +43,8 @@ class Network:
         A convolution copies each pixel k*k times (im2col), so batches stay small.
         """
         x = np.asarray(x, dtype=self.dtype)
+        if len(x) <= batch_size:
+            return self.forward(x)
         return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
     def predict(self, x: NDArray) -> NDArray[np.intp]:

@@ -59,12 +59,13 @@ def test_conv2d_matches_the_definition_and_its_gradients_check(rng, k, stride, p
     check_layer_gradients(layer, x, rng)
 
 
-def test_col2im_is_the_adjoint_of_im2col(rng):
+@pytest.mark.parametrize("k,stride,padding,side", CONV_CASES)
+def test_col2im_is_the_adjoint_of_im2col(rng, k, stride, padding, side):
     # <im2col(x), c> == <x, col2im(c)> for every x and c: the definition of the transpose
-    x = rng.normal(size=(2, 7, 6, 3))
-    cols = im2col(x, 3, 2, 1)
+    x = rng.normal(size=(2, side, side + 1, 3))
+    cols = im2col(x, k, stride, padding)
     c = rng.normal(size=cols.shape)
-    assert np.isclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, 2, 1)))
+    assert np.isclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, stride, padding)))
 
 
 def test_first_conv_layer_skips_the_input_gradient(rng):
@@ -87,11 +88,12 @@ def test_maxpool_forward_and_gradient(rng, size, side):
     check_layer_gradients(layer, x, rng)
 
 
-def test_maxpool_sends_a_tied_window_gradient_to_one_input():
+def test_maxpool_sends_a_tied_window_gradient_to_its_first_maximum():
     layer = MaxPool2D(2)
-    layer.forward(np.zeros((1, 2, 2, 1)), training=True)  # ReLU outputs tie at 0 all the time
-    dx = layer.backward(np.ones((1, 1, 1, 1)))
-    assert dx.sum() == 1 and dx.max() == 1
+    layer.forward(np.zeros((1, 2, 2, 1)), training=True)  # blank pixels tie all the time
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1)))[0, :, :, 0], [[1, 0], [0, 0]])
+    layer.forward(np.array([[1.0, 3.0], [3.0, 0.0]]).reshape(1, 2, 2, 1), training=True)
+    np.testing.assert_array_equal(layer.backward(np.full((1, 1, 1, 1), 5.0))[0, :, :, 0], [[0, 5], [0, 0]])
 
 
 @pytest.mark.parametrize("shape", [(6, 4), (3, 4, 5, 2)])
@@ -120,6 +122,7 @@ def test_batchnorm_running_averages_move_by_momentum(rng):
     x = rng.normal(size=(50, 2)) + 4
     layer.forward(x, training=True)
     np.testing.assert_allclose(layer.running_mean, 0.1 * x.mean(0))
+    np.testing.assert_allclose(layer.running_var, 0.9 + 0.1 * x.var(0, ddof=1))  # from the initial 1
     before = layer.running_mean.copy()
     layer.forward(x)  # inference leaves the statistics alone
     np.testing.assert_array_equal(layer.running_mean, before)
@@ -175,3 +178,21 @@ def test_cnn_output_shapes(rng):
     assert shape == (3,)
     assert net.predict_proba(rng.random((7, 36))).shape == (7, 3)
     assert net.dtype == np.float32
+
+
+def test_a_cnn_training_step_stays_float32_end_to_end(rng):
+    """One float64 array anywhere on the path doubles the cost of every layer after it."""
+    from trainer.presets import preset
+    from trainer.train import build_network
+
+    net = build_network(preset("cnn", hidden=(16,)), rng)
+    x, y = rng.random((4, 784), dtype=np.float32), np.eye(10, dtype=np.float32)[[1, 2, 3, 4]]
+    out = x
+    for layer in net.layers:
+        out = layer.forward(out, training=True)
+        assert out.dtype == np.float32, layer.describe()
+    delta = net.loss.delta(out, y)
+    for layer in reversed(net.layers[:-1]):  # the softmax's delta is fused into the loss's
+        delta = layer.backward(delta)
+        assert delta.dtype == np.float32, layer.describe()
+    assert all(g.dtype == np.float32 for _, g in net.parameters())

@@ -84,7 +84,7 @@ BROKEN = {
     "garbage npz": (lambda p: garbage_npz(p), "not a readable npz"),
     "wrong shape": (lambda p: rewrite_npz(p, W0=np.zeros((784, 15), np.float32)), "has shape (784, 15)"),
     "nan weights": (lambda p: rewrite_npz(p, b1=np.full(10, np.nan, np.float32)), "NaN or infinity"),
-    "int weights": (lambda p: rewrite_npz(p, b1=np.zeros(10, np.int32)), "floating point"),
+    "int weights": (lambda p: rewrite_npz(p, b1=np.zeros(10, np.int32)), "b1 must be float32, not int32"),
     "missing array": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][0].update(weights="W9")),
                       "missing array"),
     "unknown activation": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"][1].update(name="swish")),
