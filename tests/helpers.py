@@ -18,7 +18,8 @@ from neuralnet import Activation, BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, 
 from neuralnet.model_io import save_version
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED_MODEL = REPO / "models" / "mnist" / "1"
+COMMITTED_MODEL = REPO / "models" / "mnist" / "2"  # the CNN the service ships
+COMMITTED_MLP = REPO / "models" / "mnist" / "1"  # the MLP before it, still served when pinned
 
 
 # -- models on disk ----------------------------------------------------------------

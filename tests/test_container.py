@@ -16,6 +16,7 @@ import uuid
 import pytest
 import requests
 
+from neuralnet.model_io import list_versions
 from tests.helpers import png
 from tests.live_server import REPO, free_port
 
@@ -142,7 +143,7 @@ def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(containe
     assert healthcheck[0] == "CMD" and "curl" not in " ".join(healthcheck)
     serving, url = container()
     health = wait_for(url + "/health", lambda r: r.status_code == 200).json()
-    assert health["model"]["version"] == "1"
+    assert health["model"]["version"] == str(max(list_versions(REPO / "models" / "mnist")))  # the shipped CNN
     images, labels = mnist_test
     assert predict(url, images[0])["predictions"][0]["digit"] == int(labels[0])
     # the installed package carries the drawing page and the V2 route's compiled JSON libraries
@@ -169,10 +170,11 @@ def test_image_alone_serves_its_baked_model_and_healthcheck_tells_apart(containe
 def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnist_test, mnist_dir):
     env, url, models = stack
     images, labels = mnist_test
+    committed = str(max(list_versions(models / "mnist")))
     run("docker", "compose", "up", "-d", "service", env=env)
-    assert wait_for(url + "/health", lambda r: r.status_code == 200).json()["model"]["version"] == "1"
+    assert wait_for(url + "/health", lambda r: r.status_code == 200).json()["model"]["version"] == committed
     answer = predict(url, images[0])
-    assert answer["model"]["version"] == "1" and answer["predictions"][0]["digit"] == int(labels[0])
+    assert answer["model"]["version"] == committed and answer["predictions"][0]["digit"] == int(labels[0])
     assert run("docker", "compose", "exec", "-T", "service", "id", "-u", env=env).strip() not in ("", "0")
     compose_check = json.loads(run("docker", "compose", "config", "--format", "json", env=env))
     healthcheck = compose_check["services"]["service"]["healthcheck"]["test"][1:]
@@ -182,10 +184,11 @@ def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnis
     # the real MNIST, bind-mounted over the data volume: nothing downloads
     run("docker", "compose", "run", "--rm", "-v", f"{mnist_dir}:/data:ro", "trainer",
         "--preset", "fast", "--epochs", "1", "--no-download", env=env)
-    new = models / "mnist" / "2" / "model.npz"
+    trained = str(int(committed) + 1)
+    new = models / "mnist" / trained / "model.npz"
     assert new.is_file() and new.stat().st_uid == int(TRAINER_UID)
-    wait_for(url + "/health", lambda r: r.json().get("model", {}).get("version") == "2", timeout=30)
-    assert predict(url, images[1])["model"]["version"] == "2"
+    wait_for(url + "/health", lambda r: r.json().get("model", {}).get("version") == trained, timeout=30)
+    assert predict(url, images[1])["model"]["version"] == trained
 
     container_id = run("docker", "compose", "ps", "-q", "service", env=env).strip()
     started = time.time()

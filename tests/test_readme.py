@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import COMMITTED_MODEL
 from tests.live_server import LiveServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def server(tmp_path_factory):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     tmp = tmp_path_factory.mktemp("readme")
-    shutil.copytree(REPO / "models" / "mnist" / "1", tmp / "models" / "mnist" / "1")
+    shutil.copytree(COMMITTED_MODEL, tmp / "models" / "mnist" / "2")
     with LiveServer(tmp / "models", tmp, api_key="", access_log="true") as live:
         live.wait_models_loaded()
         yield live
