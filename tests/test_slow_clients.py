@@ -96,8 +96,13 @@ def test_a_trickled_body_is_cut_off_at_the_body_timeout(models_dir, tmp_path):
                     sock.sendall(b"\0")
             elapsed = time.monotonic() - start
             sock.settimeout(2)
-            while chunk := sock.recv(4096):  # the rest of the answer, until the server closes
-                answer += chunk
+            try:
+                while chunk := sock.recv(4096):  # the rest of the answer, until the server closes
+                    answer += chunk
+            except ConnectionResetError:
+                # the server closed with our last trickled bytes unread, so its kernel answers
+                # them with a reset: expected TCP, once the 408 is in
+                pass
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408") and b"Connection: close" in head, answer[:300]
     assert json.loads(body) == {"error": "the body did not arrive within 3 s", "code": "request_timeout"}

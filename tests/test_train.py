@@ -58,7 +58,7 @@ def test_a_cnn_trains_from_the_command_line_and_is_served_format(mnist_dir, tmp_
                "--augment", "none")
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "conv3x3-4 bn 784-16-10" in done.stdout
+    assert "conv3x3-4 bn 16-10 relu" in done.stdout
     card = json.loads((tmp_path / "mnist" / "1" / "model.json").read_text())
     assert [layer["type"] for layer in card["architecture"]["layers"]][:4] == ["reshape", "conv2d", "maxpool2d",
                                                                                "batchnorm"]

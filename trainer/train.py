@@ -27,10 +27,10 @@ def log(message):
 def build_network(cfg, rng, side=28, d_out=10):
     """The network ``cfg`` describes: convolution blocks (if any), then the MLP
     ``hidden... - d_out``. A block is conv (same padding) -> 2x2 max pool ->
-    [batch norm] -> activation. Pooling comes first because it is cheaper
-    there: a max commutes with a rising activation, so only the batch
-    statistics change, and the normalisation and activation see a quarter of
-    the pixels.
+    [batch norm] -> activation. Pooling first is the cheap order: the
+    normalisation and the activation then see a quarter of the pixels. (A max
+    commutes with ReLU; with batch norm in between, the order gives a
+    different network, which trains as well.)
     """
     net, shape = Network(), (side * side,)
     if cfg.conv:
@@ -165,5 +165,5 @@ def run(cfg, mnist, models_dir, model_name, runs=1, log_every=1):
 def describe(cfg):
     """One line naming the architecture and recipe, e.g. for logs and plot titles."""
     convs = "".join(f"conv{k}x{k}-{f} " for f, k in cfg.conv) + ("bn " if cfg.batchnorm else "")
-    widths = "-".join(str(w) for w in (784, *cfg.hidden, 10))
+    widths = "-".join(str(w) for w in ((*cfg.hidden, 10) if cfg.conv else (784, *cfg.hidden, 10)))
     return f"{convs}{widths} {cfg.activation}, {cfg.loss}, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}"
