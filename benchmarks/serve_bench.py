@@ -2,6 +2,7 @@
 
     python benchmarks/serve_bench.py                 # ~2 minutes: every payload at c = 1, 8, 32
     python benchmarks/serve_bench.py --duration 5 --concurrency 8
+    python benchmarks/serve_bench.py --versions 1 2  # the committed MLP against the CNN, same run
 
 Starts ``mnist-serve``'s gunicorn (default config: 2 workers, access log on,
 written to a file) on 127.0.0.1 with the committed model, then drives it with
@@ -15,9 +16,13 @@ written to a file) on 127.0.0.1 with the committed model, then drives it with
   way tritonclient writes it with ``binary_data=False``, and in Triton's binary
   tensor format, its default (images/s = requests/s x 64).
 
-Then, in this process, it times each stage of a request (parse, decode, preprocess,
-forward pass, JSON) on the same payloads, reads each worker's RSS, and times
-loading + self-checking the model. The load generator shares the machine's
+With ``--versions``, the server is started once per committed version, pinned
+with MODEL_VERSION, and every payload runs against each in turn.
+
+Then, in this process, it times the forward pass alone for 1, 32 and 64 images
+per version, each stage of a request (parse, decode, preprocess, forward pass,
+JSON) on the same payloads, reads each worker's RSS, and times loading +
+self-checking the model. The load generator shares the machine's
 cores with the server, as a sidecar or a co-located client would.
 """
 import argparse
@@ -47,6 +52,7 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from neuralnet.model_io import list_versions  # noqa: E402
 from service import predict, preprocess, tensors, uploads  # noqa: E402
 from service.config import Config  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
@@ -183,35 +189,51 @@ def main():
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--only", nargs="+", metavar="TEXT", help="run only payloads whose name contains TEXT")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--versions", type=int, nargs="+",
+                   help="committed versions of models/mnist to compare (default: the latest, as served)")
     args = p.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
+    versions = args.versions or [max(list_versions(REPO / "models" / "mnist"))]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
-    results = {"runs": []}
+    results = {"runs": [], "worker_rss_mb": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5) as server:
-            server.wait_models_loaded()
-            cases = {"/health/live (no work)": (b"", "", 0), **payloads()}
-            cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
-            print(f"\n{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}"
-                  f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
-            for name, (body, headers, n) in cases.items():
-                path = "/health/live" if n == 0 else route(name)
-                for c in args.concurrency:
-                    r = wrk(server.url + path, body, headers, c, args.duration, tmp) if n else \
-                        wrk_get(server.url + path, c, args.duration, tmp)
-                    rps = r["requests"] / r["seconds"]
-                    errors = r["non2xx"] + r["socket_errors"]
-                    results["runs"].append({"payload": name, "concurrency": c, "rps": rps, "images_per_s": rps * n,
-                                            **r})
-                    print(f"{name:<24}{c:>4}{rps:>10,.0f}{rps * n:>10,.0f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}"
-                          f"{r['p99_ms']:>9.2f}{errors:>8}", flush=True)
-            results["worker_rss_mb"] = worker_rss_mb(server.proc.pid)
-    report_in_process(results)
+        for version in versions:
+            with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5,
+                            model_version=version) as server:
+                server.wait_models_loaded()
+                drive(server, version, args, results, tmp)
+                results["worker_rss_mb"][version] = worker_rss_mb(server.proc.pid)
+    report_in_process(results, versions)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     shutil.rmtree(METRICS_DIR, ignore_errors=True)
+
+
+def drive(server, version, args, results, tmp):
+    """Every payload at every concurrency against one running server."""
+    cases = {"/health/live (no work)": (b"", "", 0), **payloads()}
+    cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
+    print(f"\nmodel version {version} ({architecture(version)})")
+    print(f"{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, (body, headers, n) in cases.items():
+        path = "/health/live" if n == 0 else route(name)
+        for c in args.concurrency:
+            r = wrk(server.url + path, body, headers, c, args.duration, tmp) if n else \
+                wrk_get(server.url + path, c, args.duration, tmp)
+            rps = r["requests"] / r["seconds"]
+            errors = r["non2xx"] + r["socket_errors"]
+            results["runs"].append({"version": version, "payload": name, "concurrency": c, "rps": rps,
+                                    "images_per_s": rps * n, **r})
+            print(f"{name:<24}{c:>4}{rps:>10,.0f}{rps * n:>10,.0f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}"
+                  f"{r['p99_ms']:>9.2f}{errors:>8}", flush=True)
+
+
+def architecture(version):
+    card = json.loads((REPO / "models" / "mnist" / str(version) / "model.json").read_text())
+    kinds = [layer["type"] for layer in card["architecture"]["layers"]]
+    return f"{'CNN' if 'conv2d' in kinds else 'MLP'}, {card['training'].get('preset', '?')} preset"
 
 
 def wrk_get(url, concurrency, duration, workdir):
@@ -244,19 +266,38 @@ def metrics_cost_us(n=20_000):
     return per_request, (time.perf_counter() - t) / 100 * 1e6
 
 
-def report_in_process(results):
-    print(f"\nworker RSS after the runs: {', '.join(f'{m:.0f} MB' for m in results['worker_rss_mb'])}")
-    loads = []
-    for _ in range(5):
-        t = time.perf_counter()
-        model = load(REPO / "models" / "mnist", 1)
-        loads.append((time.perf_counter() - t) * 1e3)
-    results["model_load_ms"] = float(np.median(loads))
-    print(f"model load + validation + self-check: {results['model_load_ms']:.0f} ms (median of 5)")
+def forward_ms(model, n, repeat):
+    """Median milliseconds of ``model.predict`` on ``n`` MNIST digits: the network alone."""
+    x, times = v2_pixels(n), []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model.predict(x)
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def report_in_process(results, versions):
+    for version in versions:
+        rss = results["worker_rss_mb"][version]
+        print(f"\nversion {version}: worker RSS after the runs: {', '.join(f'{m:.0f} MB' for m in rss)}")
+    print(f"\nforward pass alone (ms, median, one BLAS thread as in a worker):\n{'version':<10}"
+          f"{'1 image':>10}{'32':>10}{'64':>10}{'load ms':>10}")
+    results["forward_ms"], results["model_load_ms"] = {}, {}
+    for version in versions:
+        loads = []
+        for _ in range(5):
+            t = time.perf_counter()
+            model = load(REPO / "models" / "mnist", version)
+            loads.append((time.perf_counter() - t) * 1e3)
+        results["model_load_ms"][version] = float(np.median(loads))
+        results["forward_ms"][version] = {n: forward_ms(model, n, 500 if n == 1 else 100) for n in (1, 32, 64)}
+        f = results["forward_ms"][version]
+        print(f"{version:<10}{f[1]:>10.3f}{f[32]:>10.3f}{f[64]:>10.3f}{results['model_load_ms'][version]:>10.0f}")
+    print("(load: read, validate and self-check the version, with its probe batch)")
     results["metrics_us_per_request"], results["metrics_scrape_us"] = metrics_cost_us()
     print(f"metric updates per /predict (multiprocess mmap): {results['metrics_us_per_request']:.1f} us; "
           f"rendering a scrape: {results['metrics_scrape_us'] / 1e3:.2f} ms")
-    print("\nwhere a request's CPU time goes (ms, median, in-process):")
+    print(f"\nwhere a request's CPU time goes (ms, median, in-process, version {versions[-1]}):")
     print(f"{'payload':<20}{'parse':>9}{'decode':>9}{'preproc':>9}{'forward':>9}{'json':>9}")
     results["stages_ms"] = {}
     for name, (body, headers, n) in payloads().items():

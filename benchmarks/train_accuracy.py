@@ -2,7 +2,7 @@
 
 This is the notebook's protocol (mean of five runs) applied to each preset:
 
-    python benchmarks/train_accuracy.py --presets default fast notebook --runs 5
+    python benchmarks/train_accuracy.py --presets cnn mlp fast notebook --runs 5
 
 Each run trains from scratch on the real MNIST (``--data-dir`` or MNIST_DIR)
 and is evaluated in memory; nothing is written to ``models/``. Prints one
@@ -40,7 +40,7 @@ def summary(name, rows):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--presets", nargs="+", default=["default", "fast", "notebook"])
+    p.add_argument("--presets", nargs="+", default=["cnn", "mlp", "fast", "notebook"])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))

@@ -1,22 +1,22 @@
-"""Training throughput: the vectorised library against the notebook's loop, BLAS and PyTorch.
+"""Training throughput of the MLP: the vectorised library against the notebook's loop, BLAS and PyTorch.
 
     MNIST_DIR=../shared/data/mnist python benchmarks/train_bench.py [--json out.json]
 
 In one run (about 2 minutes on 2 quiet cores):
 
 1. this machine's float32 matrix-product rate (GFLOP/s): a 2048^3 product, and
-   the products of one training step of the default network at its own shapes;
+   the products of one training step of the mlp preset's network at its own shapes;
 2. the notebook's network (784-100-50-10 tanh, MSE, SGD lr 0.1) trained for one
    epoch on the same samples by the notebook's per-sample loop
    (``notebook_reference.py``) and by ``Network.fit`` at batch 1, 64, 128, 256:
    samples/s, speed-up (bar: >= 50x at batch >= 64) and test accuracy;
-3. the default recipe (784-800-800-10 ReLU, softmax CE, Adam, cosine, batch 128,
+3. the mlp preset (784-800-800-10 ReLU, softmax CE, Adam, cosine, batch 128,
    shifts) on the real MNIST: seconds per epoch, the time its matrix products
    alone need at the measured rates (bar: >= 70% of the epoch), an epoch
    split into augmentation, forward, backward, optimiser step and the rest;
 4. the same network and recipe in PyTorch (CPU), when ``torch`` is installed
    (bar: NumPy no slower);
-5. peak memory (max RSS) of a default training run, in a child process
+5. peak memory (max RSS) of an mlp training run, in a child process
    (target < 1 GiB).
 
 The machine is shared and noisy, so NumPy and PyTorch epochs alternate (both
@@ -48,7 +48,7 @@ from trainer.data import DataError, load_mnist  # noqa: E402
 from trainer.presets import preset  # noqa: E402
 from trainer.train import build_network, split  # noqa: E402
 
-DEFAULT = preset("default")
+DEFAULT = preset("mlp")  # the CNN's own comparison with PyTorch is torch_compare.py
 WIDTHS = (784, *DEFAULT.hidden, 10)
 NOTEBOOK_WIDTHS = (784, 100, 50, 10)
 BARS = {"speedup": 50.0, "product_share": 0.70, "torch_ratio": 1.0, "rss_mib": 1024.0}
@@ -267,7 +267,7 @@ def peak_rss_mib(data_dir, epochs):
     """Max RSS of a child process that loads MNIST and runs the default training job for ``epochs``."""
     code = ("import resource; from trainer.data import load_mnist; from trainer.presets import preset; "
             "from trainer.train import train_once; "
-            f"train_once(preset('default', epochs={epochs}), load_mnist({str(data_dir)!r})); "
+            f"train_once(preset('mlp', epochs={epochs}), load_mnist({str(data_dir)!r})); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     child = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     if child.returncode:
