@@ -204,12 +204,7 @@ class Nginx:
 
     def __exit__(self, *exc):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: finish what is in flight
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc, signal.SIGQUIT)  # graceful: finish what is in flight
         self.log.close()
 
 
@@ -264,10 +259,15 @@ class Prometheus:
 
     def __exit__(self, *exc):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc, signal.SIGTERM)
         self.log.close()
+
+
+def stop(proc, sig):
+    """Send ``sig``, wait up to 10 s for ``proc`` to exit, then kill it."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
