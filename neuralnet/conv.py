@@ -8,6 +8,7 @@ into a row (im2col), and the rows times the kernel ``(k*k*c_in, c_out)`` give
 ``(n*h_out*w_out, c_out)``, which *is* ``(n, h_out, w_out, c_out)`` in memory.
 """
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from neuralnet.init import INITIALISERS
 from neuralnet.layers import Layer
@@ -18,21 +19,25 @@ def output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x, k, stride, padding):
-    """Every ``k x k`` window of ``x: (n, h, w, c)`` as ``(n, h_out, w_out, k, k, c)``.
-
-    One strided copy per kernel offset: k*k slices, each moving whole rows
-    of channels, instead of n*h_out*w_out small windows.
-    """
+def pad(x, padding):
+    """``x: (n, h, w, c)`` with ``padding`` rows and columns of zeros around each image."""
+    if not padding:
+        return x
     n, h, w, c = x.shape
-    if padding:
-        x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    h_out, w_out = output_size(h, k, stride, padding), output_size(w, k, stride, padding)
-    cols = np.empty((n, h_out, w_out, k, k, c), dtype=x.dtype)
-    for i in range(k):
-        for j in range(k):
-            cols[:, :, :, i, j, :] = x[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride, :]
-    return cols
+    out = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=x.dtype)
+    out[:, padding:padding + h, padding:padding + w] = x
+    return out
+
+
+def im2col(x, k, stride, padding):
+    """Every ``k x k`` window of ``x: (n, h, w, c)`` as ``(n, h_out, w_out, k, k, c)``, contiguous.
+
+    ``sliding_window_view`` makes the windows without copying, as
+    ``(n, h_out, w_out, c, k, k)``; one copy puts each window's pixels in
+    ``(k, k, c)`` order, the order of the kernel's rows.
+    """
+    windows = sliding_window_view(pad(x, padding), (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))
 
 
 def col2im(cols, shape, stride, padding):
