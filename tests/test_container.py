@@ -197,6 +197,37 @@ def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnis
     assert run("docker", "inspect", container_id, "--format", "{{.State.ExitCode}}").strip() == "0"
 
 
+def test_compose_lb_profile_builds_nginx_and_spreads_requests_over_three_replicas(image, stack, mnist_test):
+    env, _, _ = stack
+    lb_port = free_port()
+    env = {**env, "MNIST_LB_PORT": str(lb_port)}
+    url = f"http://127.0.0.1:{lb_port}"
+    images, labels = mnist_test
+    run("docker", "compose", "--profile", "lb", "build", "nginx", env=env)
+    try:
+        run("docker", "compose", "--profile", "lb", "up", "-d", env=env)
+        names = run("docker", "compose", "--profile", "lb", "ps", "-q", "service", "replica", env=env).split()
+        # every replica ready before nginx sees traffic: a replica still loading its model answers
+        # 503, and nginx's passive check would rightly leave it out for fail_timeout
+        check = image_healthcheck()[1:]
+        for name in names:
+            deadline = time.time() + 60
+            while run("docker", "exec", name, *check, check=False).returncode != 0:
+                assert time.time() < deadline, f"{name} never became ready"
+                time.sleep(0.5)
+        wait_for(url + "/health", lambda r: r.status_code == 200)
+        for i in range(30):
+            assert predict(url, images[i])["predictions"][0]["digit"] == int(labels[i])
+        served = {}
+        for name in names:
+            logs = run("docker", "logs", name, check=False)
+            served[name] = (logs.stdout + logs.stderr).count('"path":"/predict"')
+        assert len(served) == 3 and all(served.values()) and sum(served.values()) == 30, served
+    finally:
+        subprocess.run(["docker", "compose", "--profile", "lb", "down", "--timeout", "5"],
+                       cwd=REPO, env=env, capture_output=True, timeout=120)
+
+
 def test_trainer_refuses_a_models_directory_its_user_cannot_write(image, stack, tmp_path):
     """The README's lost run: the host's ./models belongs to someone else. It must fail at once, saying how.
 
