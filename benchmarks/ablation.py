@@ -1,6 +1,7 @@
 """The notebook's extra credit, measured: from its recipe to the CNN, one change at a time.
 
     python benchmarks/ablation.py [--seeds 3] [--jobs 2] [--uploads 1500] [--results FILE]
+    python benchmarks/ablation.py --rows cross-entropy relu he-init --set lr=0.01   # the same rows, another lr
 
 Row 0 is the notebook (784-100-50-10 tanh, MSE, per-sample SGD); each later
 row makes one change to the row above, and the last row is the ``cnn``
@@ -24,6 +25,7 @@ interrupted study resumes where it stopped. Prints the table of
 docs/ablation.md.
 """
 import argparse
+import ast
 import json
 import os
 import sys
@@ -147,8 +149,15 @@ def main(argv=None):
                    help="JSON file the runs are saved to and resumed from")
     p.add_argument("--final-from", type=Path, metavar="VERSION_DIR",
                    help="take the last row from the multi-seed run that wrote this model version")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a field of every row's recipe, e.g. lr=0.01 (the rows are then named for it)")
     args = p.parse_args(argv)
     rows = configs()
+    if args.set:
+        fields = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+        tag = ", ".join(args.set)
+        rows = [(f"{name} ({tag})", f"{change} ({tag})", replace(cfg, **fields)) for name, change, cfg in rows]
+        args.rows = args.rows and [f"{name} ({tag})" for name in args.rows]
     results = json.loads(args.results.read_text()) if args.results.exists() else []
     final = rows[-1][0]
     take_final = args.final_from is not None and not any(r["row"] == final for r in results)
