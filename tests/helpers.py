@@ -54,13 +54,26 @@ def edit_card(path, change):
     (path / "model.json").write_text(json.dumps(card))
 
 
-def truncate_and_rehash(path):
+def rehash(path):
+    """Make the card's checksum match model.npz again, so only the file's content is wrong."""
     from neuralnet.model_io import sha256_file
 
+    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz"),
+                                                           bytes=(path / "model.npz").stat().st_size))
+
+
+def truncate_and_rehash(path):
     data = (path / "model.npz").read_bytes()
     (path / "model.npz").write_bytes(data[: len(data) - 200])
-    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz"),
-                                                           bytes=len(data) - 200))
+    rehash(path)
+
+
+def rewrite_npz(path, **arrays):
+    """Replace (or with None, drop) arrays in model.npz, keeping the card's checksum right."""
+    with np.load(path / "model.npz", allow_pickle=False) as npz:
+        data = {**{k: npz[k] for k in npz.files}, **arrays}
+    np.savez(path / "model.npz", **{k: v for k, v in data.items() if v is not None})
+    rehash(path)
 
 
 # -- images --------------------------------------------------------------------------

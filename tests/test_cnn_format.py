@@ -3,30 +3,17 @@ import numpy as np
 import pytest
 
 from neuralnet.model_io import ModelFormatError, load_verified, load_version, save_version
-from tests.helpers import COMMITTED_MLP, COMMITTED_MODEL, edit_card, tiny_cnn, write_version
-
-
-def rewrite(path, **arrays):
-    """Replace arrays in model.npz, keeping the card's checksum right, so only the content is wrong."""
-    from neuralnet.model_io import sha256_file
-
-    with np.load(path / "model.npz", allow_pickle=False) as npz:
-        data = {k: npz[k] for k in npz.files}
-    data.update(arrays)
-    np.savez(path / "model.npz", **data)
-    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz")))
+from tests.helpers import COMMITTED_MLP, COMMITTED_MODEL, edit_card, rehash, rewrite_npz, tiny_cnn, write_version
 
 
 def bomb(path):
     """An npz member whose header promises a 1.6 GB array: refused from the header, before any inflating."""
     import zipfile
 
-    from neuralnet.model_io import sha256_file
-
     with zipfile.ZipFile(path / "model.npz", "a") as zf, zf.open("huge.npy", "w") as member:
         np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
                                                       "shape": (20000, 20000)})
-    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz")))
+    rehash(path)
 
 
 def layer(index, **change):
@@ -74,23 +61,24 @@ BROKEN = {
     "pool bigger than the image": (lambda p: edit_card(p, layer(5, size=64)),
                                    "would give samples of shape (0, 0, 4): empty"),
     "missing batch-norm array": (lambda p: edit_card(p, layer(3, var="var9")), "missing array 'var9'"),
-    "negative variance": (lambda p: rewrite(p, var1=-np.ones(4, np.float32)), "negative variance"),
+    "negative variance": (lambda p: rewrite_npz(p, var1=-np.ones(4, np.float32)), "negative variance"),
     "batch-norm scale and shift swapped": (lambda p: edit_card(p, layer(3, gamma="beta1", beta="gamma1")),
                                            "does not give the outputs recorded"),
     "layer type is a list": (lambda p: edit_card(p, layer(1, type=["conv2d"])), "type must be dense, conv2d"),
     "a big kernel and padding amplify a small file": (
-        lambda p: (edit_card(p, layer(1, kernel=64, padding=63)), rewrite(p, W0=np.zeros((64, 64, 1, 4), np.float32))),
+        lambda p: (edit_card(p, layer(1, kernel=64, padding=63)),
+                   rewrite_npz(p, W0=np.zeros((64, 64, 1, 4), np.float32))),
         "layers[1] would give samples of shape (91, 91, 4): too large to serve"),
     "reshape whose product wraps around in int64": (
         lambda p: edit_card(p, layer(0, shape=[1575593, 13512196, 15596324])), "shape must be a list"),
     "input size other than 784": (
         lambda p: edit_card(p, lambda c: c["architecture"].update(input_size=100)), "input_size must be 784"),
-    "float16 weights": (lambda p: rewrite(p, W0=np.zeros((3, 3, 1, 4), np.float16)), "W0 must be float32"),
+    "float16 weights": (lambda p: rewrite_npz(p, W0=np.zeros((3, 3, 1, 4), np.float16)), "W0 must be float32"),
     "array name with a newline": (lambda p: edit_card(p, layer(1, weights="W0\nINFO forged")),
                                   "weights must name an array"),
     "arrays that would inflate to gigabytes": (lambda p: bomb(p), "the limit is 256 MiB"),
     "eps zero": (lambda p: edit_card(p, layer(3, eps=0)), "eps must be a number in [1e-12, 1)"),
-    "conv weights with NaN": (lambda p: rewrite(p, W0=np.full((3, 3, 1, 4), np.nan, np.float32)),
+    "conv weights with NaN": (lambda p: rewrite_npz(p, W0=np.full((3, 3, 1, 4), np.nan, np.float32)),
                               "W0 contains NaN"),
     "convolution without an image shape": (lambda p: edit_card(p, lambda c: c["architecture"]["layers"].pop(0)),
                                            "conv2d layer needs images"),

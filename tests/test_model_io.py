@@ -4,7 +4,7 @@ import pytest
 
 from neuralnet import Activation, Dense, Dropout, Network
 from neuralnet.model_io import ModelFormatError, list_versions, load_version, save_version
-from tests.helpers import edit_card, tiny_network, truncate_and_rehash, write_version
+from tests.helpers import edit_card, rewrite_npz, tiny_network, truncate_and_rehash, write_version
 
 
 def test_round_trip_predicts_identically(tmp_path):
@@ -54,17 +54,6 @@ def test_artifacts_land_in_the_version_directory(tmp_path):
     path = save_version(tiny_network(), {}, tmp_path, "mnist", artifacts={"notes.txt": lambda p: p.write_text("hi")})
     assert (path / "notes.txt").read_text() == "hi"
     assert oct(path.stat().st_mode & 0o777) == "0o755"  # readable by a service running as another user
-
-
-def rewrite_npz(path, **arrays):
-    """Replace (or with None, drop) arrays in model.npz and fix the card's checksum, so only the content is wrong."""
-    from neuralnet.model_io import sha256_file
-
-    with np.load(path / "model.npz") as npz:
-        data = {**{k: npz[k] for k in npz.files}, **arrays}
-    data = {k: v for k, v in data.items() if v is not None}
-    np.savez(path / "model.npz", **data)
-    edit_card(path, lambda c: c["files"]["model.npz"].update(sha256=sha256_file(path / "model.npz")))
 
 
 def garbage_npz(path):
