@@ -53,8 +53,11 @@ class Network:
 
     @property
     def dtype(self) -> np.dtype:
-        params = self.parameters()
-        return params[0][0].dtype if params else np.dtype(np.float32)
+        # the first layer with parameters decides; read on every prediction, so no list of them all
+        for layer in self.layers:
+            for param, _ in layer.parameters():
+                return param.dtype
+        return np.dtype(np.float32)
 
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
