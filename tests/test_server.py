@@ -113,6 +113,9 @@ def test_sigterm_lets_in_flight_requests_finish(models_dir, tmp_path):
     head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
             f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode()
     with LiveServer(models_dir, tmp_path, max_batch_images=64, max_upload_bytes=100_000_000) as live:
+        # both workers booted: one that gets SIGTERM before it has installed gunicorn's handlers
+        # misses it, and the master waits out the graceful timeout for it
+        live.wait_models_loaded()
         results, half_sent, signalled = [], [threading.Event(), threading.Event()], threading.Event()
 
         def upload(i):
