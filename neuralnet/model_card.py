@@ -39,6 +39,7 @@ def check(card: Any) -> None:
         _check_layer(layer, f"architecture.layers[{i}]")
     _check_files(card.get("files", {}))
     _check_input(card.get("input", {}))
+    _check_answers(_field(card, "answers", dict, default={}))
     metrics = _field(card, "metrics", dict, default={})
     accuracy = metrics.get("test_accuracy")
     if accuracy is not None and not (_real(accuracy) and 0 <= accuracy <= 1):
@@ -119,6 +120,25 @@ def _check_files(files: Any) -> None:
     sha = entry.get("sha256")
     if sha is not None and not (isinstance(sha, str) and SHA256.fullmatch(sha)):
         raise ModelFormatError(f"{CARD}: files.{WEIGHTS}.sha256 must be 64 lower-case hex digits")
+
+
+# digit scores a card may name (service/answers.py computes them)
+SCORES = ("max_probability", "energy")
+
+
+def _check_answers(block: dict) -> None:
+    """The optional ``answers`` block: how the service turns outputs into statuses (trainer/calibrate.py)."""
+    temperature = block.get("temperature", 1.0)
+    if not (_real(temperature) and 0.01 <= temperature <= 100):
+        raise ModelFormatError(f"{CARD}: answers.temperature must be a number in [0.01, 100]")
+    score = block.get("score", SCORES[0])
+    if not isinstance(score, str) or score not in SCORES:
+        raise ModelFormatError(f"{CARD}: answers.score must be one of {', '.join(SCORES)}")
+    confidence = block.get("confidence_threshold", 0.0)
+    if not (_real(confidence) and 0 <= confidence <= 1):
+        raise ModelFormatError(f"{CARD}: answers.confidence_threshold must be a number in [0, 1]")
+    if "digit_score_threshold" in block and not _real(block["digit_score_threshold"]):
+        raise ModelFormatError(f"{CARD}: answers.digit_score_threshold must be a finite number")
 
 
 def _check_input(inp: Any) -> None:

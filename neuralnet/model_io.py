@@ -131,8 +131,10 @@ def synthetic_probe(n: int = PROBE_SIZE, seed: int = 0) -> NDArray[np.uint8]:
     return (rng.random((n, 784)) < 0.2) * rng.integers(0, 256, (n, 784), dtype=np.uint8)
 
 
-def forward(network: Network, card: dict[str, Any], x: NDArray[np.floating]) -> NDArray[np.floating]:
-    """The network's raw outputs for ``x: (n, 784)`` float32 pixels in [0, 1], normalised as ``card`` says.
+def forward(network: Network, card: dict[str, Any], x: NDArray[np.floating],
+            logits: bool = False) -> NDArray[np.floating]:
+    """The network's raw outputs for ``x: (n, 784)`` float32 pixels in [0, 1], normalised as ``card`` says;
+    with ``logits``, its outputs before a final softmax (:meth:`Network.logits`).
 
     Runs ``FORWARD_CHUNK`` rows at a time: a convolution holds each pixel k*k
     times (im2col), so one large batch would take hundreds of megabytes.
@@ -141,7 +143,7 @@ def forward(network: Network, card: dict[str, Any], x: NDArray[np.floating]) -> 
     mean, std = inp.get("mean", 0.0), inp.get("std", 1.0)
     if mean or std != 1.0:
         x = (x - np.float32(mean)) / np.float32(std)
-    return network.predict_proba(x, batch_size=FORWARD_CHUNK)
+    return (network.logits if logits else network.predict_proba)(x, batch_size=FORWARD_CHUNK)
 
 
 def _rename_into_place(tmp: Path, model_dir: Path, card: dict[str, Any]) -> Path:

@@ -42,10 +42,24 @@ class Network:
 
         A convolution copies each pixel k*k times (im2col), so batches stay small.
         """
+        return self._in_batches(x, batch_size, self.layers)
+
+    def logits(self, x: NDArray, batch_size: int = 500) -> NDArray:
+        """What :meth:`predict_proba` gives before a final softmax (its outputs if there is none):
+        ``(n, 10)``, for calibrating and judging confidence."""
+        last = self.layers[-1]
+        return self._in_batches(x, batch_size, self.layers[:-1] if getattr(last, "name", None) == "softmax"
+                                else self.layers)
+
+    def _in_batches(self, x: NDArray, batch_size: int, layers: list[Any]) -> NDArray:
         x = np.asarray(x, dtype=self.dtype)
-        if len(x) <= batch_size:
-            return self.forward(x)
-        return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        parts = []
+        for i in range(0, max(len(x), 1), batch_size):
+            out = x[i:i + batch_size]
+            for layer in layers:
+                out = layer.forward(out, False)
+            parts.append(out)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict(self, x: NDArray) -> NDArray[np.intp]:
         """Predicted class per row of ``x``: ``(n,)`` int."""
