@@ -54,4 +54,4 @@ def test_the_ablation_walks_from_the_notebook_through_the_mlp_to_the_cnn_preset(
     rows = {name: cfg for name, _, cfg in configs()}
     assert replace(rows["notebook"], preset="notebook") == preset("notebook")
     assert replace(rows["shift"], preset="mlp") == preset("mlp")
-    assert replace(rows["batch-norm"], preset="cnn") == preset("cnn") == preset("default")
+    assert replace(rows["non-digits"], preset="cnn") == preset("cnn") == preset("default")

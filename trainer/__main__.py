@@ -52,6 +52,8 @@ def parser():
     p.add_argument("--dropout", type=float, help="dropout rate after each hidden layer (0 = off)")
     p.add_argument("--augment", choices=sorted(augment.AUGMENTERS),
                    help="training-time augmentation: random shifts, or rotation+scale+shift")
+    p.add_argument("--outliers", type=int,
+                   help="generated non-digits to train on, so the model learns to say \"not a digit\" (0 = none)")
     p.add_argument("--val-split", type=float, help="fraction of training data held out for validation")
     p.add_argument("--seed", type=int, help="seed of the first run (runs use seed, seed+1, ...)")
     p.add_argument("--runs", type=int, default=1,
@@ -82,7 +84,8 @@ def _conv_blocks(text):
 def _presets_table():
     """What each preset sets, so --help answers "what does --preset fast mean"."""
     fields = ("conv", "batchnorm", "hidden", "activation", "loss", "init", "optimizer", "lr", "schedule",
-              "weight_decay", "dropout", "epochs", "batch_size", "epoch_size", "augment", "val_split", "seed")
+              "weight_decay", "dropout", "epochs", "batch_size", "epoch_size", "augment", "outliers", "val_split",
+              "seed")
     names = sorted(PRESETS)
     rows = [f"  {'':<13}" + "".join(f"{n:>23}" for n in names)]
     for f in fields:
@@ -104,7 +107,7 @@ def _stop(signum, frame):
 def main(argv=None):
     args = parser().parse_args(argv)
     fields = ("epochs", "batch_size", "lr", "conv", "batchnorm", "hidden", "activation", "loss", "optimizer",
-              "schedule", "init", "weight_decay", "dropout", "augment", "val_split", "seed")
+              "schedule", "init", "weight_decay", "dropout", "augment", "outliers", "val_split", "seed")
     try:
         cfg = preset(args.preset, **{f: getattr(args, f) for f in fields})
     except ValueError as exc:

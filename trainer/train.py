@@ -17,7 +17,7 @@ from neuralnet.conv import Conv2D, MaxPool2D
 from neuralnet.layers import Activation, Dense, Dropout, Flatten, Reshape
 from neuralnet.model_io import PROBE_SIZE, save_version
 from neuralnet.network import Network
-from trainer import augment, report
+from trainer import augment, calibrate, nondigits, report
 
 
 def log(message):
@@ -83,10 +83,15 @@ def epoch_logger(log_every):
 
 
 def train_once(cfg, mnist, log_every=1):
-    """Train one seed; return ``(network, history, seconds, test metrics)``."""
+    """Train one seed; return ``(network, history, seconds, test metrics)``.
+
+    The metrics include the card's ``answers`` block (:mod:`trainer.calibrate`)
+    when there is a validation split to fit it on.
+    """
     rng = np.random.default_rng(cfg.seed)
     (x, y), val, (x_test, y_test) = split(mnist, cfg, rng)
     net = build_network(cfg, rng)
+    x, y = with_outliers(x, y, cfg)
     warmup = int(cfg.warmup_epochs * -(-(cfg.epoch_size or len(x)) // cfg.batch_size))
     start = time.perf_counter()
     history = net.fit(x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
@@ -94,7 +99,22 @@ def train_once(cfg, mnist, log_every=1):
                       weight_decay=cfg.weight_decay, rng=rng, augment=augment.AUGMENTERS[cfg.augment],
                       validation=val, callback=epoch_logger(log_every), epoch_size=cfg.epoch_size)
     seconds = time.perf_counter() - start
-    return net, history, seconds, evaluate(net, x_test, y_test)
+    metrics = evaluate(net, x_test, y_test)
+    if val is not None:
+        metrics["answers"] = calibrate.answers_block(net, (val[0], val[1].argmax(1)), (x_test, y_test))
+    return net, history, seconds, metrics
+
+
+def with_outliers(x, y, cfg):
+    """``(x, y)`` and ``cfg.outliers`` generated non-digits with the uniform target (outlier exposure,
+    :mod:`trainer.nondigits`); drawn from their own generator, so the digits' split and the
+    network's initialisation are the same with and without them."""
+    if not cfg.outliers:
+        return x, y
+    start = time.perf_counter()
+    xo = nondigits.generate(cfg.outliers, np.random.default_rng([cfg.seed, 1]))
+    log(f"generated {cfg.outliers} non-digits in {time.perf_counter() - start:.1f}s")
+    return np.concatenate([x, xo]), np.concatenate([y, np.full((len(xo), y.shape[1]), 1 / y.shape[1], y.dtype)])
 
 
 def evaluate(net, x_test, y_test):
@@ -126,7 +146,8 @@ def model_card(cfg, mnist, history, seconds, metrics, runs, version):
                   "scale": 1 / 255, "mean": 0.0, "std": 1.0},
         "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
         "dataset": {"name": "MNIST", "sha256": mnist.sha256},
-        "metrics": metrics,
+        "metrics": {k: v for k, v in metrics.items() if k != "answers"},
+        **({"answers": metrics["answers"]} if "answers" in metrics else {}),
         "training_time_seconds": round(seconds, 2),
         "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
         "runs": runs,
