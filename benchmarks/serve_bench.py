@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from neuralnet.model_io import list_versions  # noqa: E402
 from service import predict, preprocess, tensors, uploads  # noqa: E402
+from service.answers import Policy, judge  # noqa: E402
 from service.config import Config  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
 from service.model_store import load  # noqa: E402
@@ -160,9 +161,10 @@ def stage_times(model, payload, headers, n_images, repeat):
                   else [payload]),
                  ("decode", lambda blobs: predict.decode_all(blobs, LIMITS.max_image_pixels,
                                                              LIMITS.max_request_pixels)),
-                 ("preprocess", preprocess.to_batch),
-                 ("forward", model.predict),
-                 ("json", lambda p: predict.encode_predictions(model, p, p.argmax(axis=1)))]
+                 ("preprocess", preprocess.prepare),
+                 ("forward", lambda prepared: judge(Policy.from_card(model.card), model.logits(prepared[0]),
+                                                    prepared[1])),
+                 ("json", lambda answered: predict.encode_predictions(model, *answered))]
     times = {name: [] for name in STAGES}
     for _ in range(repeat):
         value = None

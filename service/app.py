@@ -3,7 +3,7 @@ import time
 
 from flask import Flask, g, request
 
-from service import body, errors, health, logs, page, predict, security, v2
+from service import body, errors, health, logs, page, predict, read, security, v2
 from service.config import Config
 from service.metrics import Metrics
 from service.model_store import ModelStore
@@ -35,6 +35,7 @@ def create_app(config=None):
 
     errors.init_app(app)
     app.register_blueprint(predict.bp)
+    app.register_blueprint(read.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(page.bp)

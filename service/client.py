@@ -2,8 +2,10 @@
 
     from service.client import Client
     client = Client("http://localhost:8000", api_key=None)
-    client.predict("digit.png")["digit"]           # a path, bytes, file object or PIL image
+    answer = client.predict("digit.png")           # a path, bytes, file object or PIL image
+    answer["status"], answer["digit"]              # "ok", 7; or "not_a_digit", None; ...
     [p["digit"] for p in client.predict_batch([img1, img2])]
+    client.read("number.jpg")["text"]              # "1984": the number, left to right
     client.health()
 
 Timeouts on every call. A 503 (no model yet, or a replica restarting) and
@@ -35,7 +37,8 @@ class Client:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def predict(self, image):
-        """One image -> ``{"digit", "confidence", "probabilities"}``."""
+        """One image -> ``{"status", "digit", "confidence", "probabilities"}``; ``digit`` is None
+        unless ``status`` is "ok" or "uncertain"."""
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images):
@@ -44,8 +47,16 @@ class Client:
 
     def predict_response(self, images):
         """The whole /predict answer, including the model name and version."""
-        files = [("image", (f"image{i}", _bytes(img), "application/octet-stream")) for i, img in enumerate(images)]
-        return self._call("POST", "/predict", files=files)
+        return self._call("POST", "/predict", files=_files(images))
+
+    def read(self, image):
+        """The number written in one image -> ``{"text", "status", "confidence", "digits"}``, each
+        digit with its own ``digit``, ``status``, ``confidence`` and ``box`` ``[x, y, w, h]``."""
+        return self.read_batch([image])[0]
+
+    def read_batch(self, images):
+        """Several images in one /read request -> one reading per image, in order."""
+        return self._call("POST", "/read", files=_files(images))["readings"]
 
     def health(self):
         """``/health``'s body; raises ServiceError if no model is serving (after retries)."""
@@ -63,6 +74,10 @@ class Client:
                 if r.status_code != 503 or last:
                     return _json_or_raise(r)
             time.sleep(self.backoff * 2**attempt)
+
+
+def _files(images):
+    return [("image", (f"image{i}", _bytes(img), "application/octet-stream")) for i, img in enumerate(images)]
 
 
 def _json_or_raise(r):

@@ -43,6 +43,10 @@ class Config:
     max_batch_images: int = 64           # images per /predict request
     body_timeout: float = 60.0           # seconds a request body may take to arrive in all (408 after)
     api_key: str = ""                    # empty = /predict is open
+    # calibrated confidence below which /predict answers "uncertain"; negative = the model card's
+    confidence_threshold: float = -1.0
+    # digit score below which /predict answers "not_a_digit"; empty = the model card's
+    digit_score_threshold: str = ""
     log_level: str = "INFO"
     access_log: bool = True
     host: str = "0.0.0.0"
@@ -65,9 +69,20 @@ class Config:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
 
+        if self.confidence_threshold > 1:
+            raise ConfigError(f"CONFIDENCE_THRESHOLD must be at most 1, got {self.confidence_threshold}")
+        if self.digit_score_threshold:
+            try:
+                float(self.digit_score_threshold)
+            except ValueError:
+                raise ConfigError(f"DIGIT_SCORE_THRESHOLD={self.digit_score_threshold!r} is not a number") from None
         if self.max_pending_bytes < self.max_upload_bytes:
             raise ConfigError("MAX_PENDING_BYTES must be at least MAX_UPLOAD_BYTES, or no full-size upload "
                               "could ever be received")
+
+    @property
+    def digit_score_override(self) -> float | None:
+        return float(self.digit_score_threshold) if self.digit_score_threshold else None
 
     @property
     def pinned_version(self) -> int | None:

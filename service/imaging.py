@@ -24,6 +24,17 @@ def upright(img):
             return img
 
 
+def upright_size(img):
+    """``(width, height)`` of :func:`upright`'s result, without transposing any pixels."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            turned = img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # the quarter turns
+        except Exception:  # as in upright: a broken EXIF block leaves the image as it is
+            turned = False
+    return img.size[::-1] if turned else img.size
+
+
 def standard(img):
     """``img`` as mode L or RGB, with alpha composited so that strokes stay visible.
 

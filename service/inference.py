@@ -9,6 +9,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
+from service.answers import Policy, judge
 from service.errors import ApiError
 from service.model_store import ServedModel, VersionUnavailable
 from service.state import state
@@ -43,3 +44,24 @@ def classify(model: ServedModel, x: NDArray[np.float32]) -> tuple[NDArray[np.flo
         if n:  # one write per digit seen, not per image: each is a shared-memory update
             metrics.digits.labels(str(d)).inc(n)
     return p, digits
+
+
+def answer(model: ServedModel, x: NDArray[np.float32], parts: NDArray[np.intp]) -> tuple[NDArray, list[str]]:
+    """``(calibrated probabilities (n, 10), status per image)`` for ``x: (n, 784)`` and the marks
+    preprocessing found in each image (:func:`service.preprocess.prepare`), timed and counted."""
+    metrics, cfg = state().metrics, state().config
+    start = time.perf_counter()
+    z = model.logits(x)
+    metrics.inference.observe(time.perf_counter() - start)
+    policy = Policy.from_card(model.card, cfg.confidence_threshold, cfg.digit_score_override)
+    p, statuses = judge(policy, z, parts)
+    digits = p.argmax(axis=1)
+    metrics.images.inc(len(digits))
+    for status, n in zip(*np.unique(statuses, return_counts=True)):
+        metrics.statuses.labels(str(status)).inc(int(n))
+    for d, n in enumerate(np.bincount(digits[parts > 0], minlength=10).tolist()):
+        if n:
+            metrics.digits.labels(str(d)).inc(n)
+    for c in p.max(axis=1)[parts > 0].tolist():
+        metrics.confidence.observe(c)
+    return p, statuses

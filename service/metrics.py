@@ -40,6 +40,8 @@ disable_created_metrics()
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+# dense near 1, where a drift from "sure" to "fairly sure" first shows
+CONFIDENCE_BUCKETS = (0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
 METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 # prometheus_client's per-process sample files (counter_<pid>.db, ...) and the
 # size each is given up front: the label sets here are bounded (route templates,
@@ -86,6 +88,11 @@ class Metrics:
                                    buckets=INFERENCE_BUCKETS, registry=r)
         self.images = Counter("mnist_images_predicted", "Images classified.", registry=r)
         self.digits = Counter("mnist_predictions", "Predicted digits.", ["digit"], registry=r)
+        self.statuses = Counter("mnist_predictions_by_status", "Answers of /predict and /read (one per image or "
+                                "digit read) by status: ok, uncertain, no_digit, not_a_digit, several_digits.",
+                                ["status"], registry=r)
+        self.confidence = Histogram("mnist_prediction_confidence", "Calibrated confidence of the answers of "
+                                    "/predict and /read that found ink.", buckets=CONFIDENCE_BUCKETS, registry=r)
         self.upload_bytes = Counter("mnist_upload_bytes", "Bytes of image data received.", registry=r)
         self.errors = Counter("mnist_errors", "Error responses by error code.", ["code"], registry=r)
         self.model_info = Gauge("mnist_model_info", "1 for the model version a worker serves.",

@@ -55,6 +55,10 @@ class ServedModel:
             out /= out.sum(axis=1, keepdims=True)
         return out
 
+    def logits(self, x: NDArray[np.float32]) -> NDArray[np.floating]:
+        """``x: (n, 784)`` float32 in [0, 1] -> ``(n, 10)`` outputs before the final softmax."""
+        return forward(self.network, self.card, x, logits=True)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": str(self.version), "loaded_at": self.loaded_at,
                 "test_accuracy": self.card.get("metrics", {}).get("test_accuracy"),

@@ -3,22 +3,25 @@ import numpy as np
 import orjson
 from flask import Blueprint, Response, request
 
-from service import decode, preprocess
+from service import answers, decode, preprocess
 from service.errors import ApiError
-from service.inference import classify, serving_model
+from service.imaging import upright_size
+from service.inference import answer, serving_model
 from service.state import state
 from service.uploads import image_blobs
 
 bp = Blueprint("predict", __name__)
 
 
-def decode_all(blobs, max_pixels, max_request_pixels):
+def decode_all(blobs, max_pixels, max_request_pixels, sizes=None):
     """Each upload as pixels: plain greyscale PNGs as arrays, everything else as small PIL images.
 
     Memory is bounded by the limits, not by what clients send: every image's
     size is read from its header and the batch's total checked before any is
     decoded, and each large image is brought down to preprocessing's working
     size as soon as it is decoded, so one full-size image is alive at a time.
+    ``sizes``, if a list, gets each image's ``(width, height)`` as uploaded,
+    upright (EXIF orientation applied).
     """
     opened = [_open(i, blob, max_pixels) for i, blob in enumerate(blobs)]
     total = sum(pixels for pixels, _ in opened)
@@ -33,8 +36,12 @@ def decode_all(blobs, max_pixels, max_request_pixels):
             pixels = decode.load_grey_png(blob)
             if pixels is not None:
                 images.append(pixels)
+                if sizes is not None:
+                    sizes.append(pixels.shape[::-1])
                 continue
             img = _open_with_pillow(i, blob, max_pixels)
+        if sizes is not None:
+            sizes.append(upright_size(img))
         images.append(_small(i, img))
     return images
 
@@ -74,16 +81,32 @@ def predict():
     cfg = state().config
     blobs = image_blobs(request, cfg.max_batch_images)
     state().metrics.upload_bytes.inc(sum(map(len, blobs)))
-    x = preprocess.to_batch(decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels))
-    p, digits = classify(model, x)
-    return Response(encode_predictions(model, p, digits), mimetype="application/json")
+    x, parts = preprocess.prepare(decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels))
+    p, statuses = answer(model, x, parts)
+    return Response(encode_predictions(model, p, statuses), mimetype="application/json")
 
 
-def encode_predictions(model, p, digits):
-    """The 200 response body for probabilities ``p: (n, 10)`` and their argmax ``digits``."""
+SEVERAL_HINT = "several digits side by side: POST the image to /read to read the number"
+
+
+def encode_predictions(model, p, statuses):
+    """The 200 response body for calibrated probabilities ``p: (n, 10)`` and a status per image."""
     # rounded in float64 so that 0.993 is written as 0.993, not 0.99299997091293
-    rows = np.round(p.astype(np.float64), 6).tolist()
-    # orjson: several times the speed of the json module
-    return orjson.dumps({"model": {"name": model.name, "version": str(model.version)},
-                         "predictions": [{"digit": d, "confidence": row[d], "probabilities": row}
-                                         for d, row in zip(digits.tolist(), rows)]})
+    rows, digits = np.round(p.astype(np.float64), 6).tolist(), p.argmax(axis=1).tolist()
+    return orjson.dumps({"model": model_json(model),
+                         "predictions": [_prediction(*answer) for answer in zip(rows, digits, statuses)]})
+
+
+def model_json(model):
+    return {"name": model.name, "version": str(model.version)}
+
+
+def _prediction(row, best, status):
+    if status == answers.NO_DIGIT:
+        return {"status": status, "digit": None, "confidence": None, "probabilities": None}
+    if status in (answers.OK, answers.UNCERTAIN):
+        return {"status": status, "digit": best, "confidence": row[best], "probabilities": row}
+    out = {"status": status, "digit": None, "confidence": row[best], "probabilities": row}
+    if status == answers.SEVERAL:
+        out["message"] = SEVERAL_HINT
+    return out

@@ -25,7 +25,7 @@ from PIL import Image, ImageChops, ImageFilter
 
 from service.imaging import border_pixels, mean_width, paper_only, standard, upright
 
-__all__ = ["shrink", "to_mnist", "to_batch"]
+__all__ = ["shrink", "to_mnist", "to_batch", "prepare"]
 
 SIDE, BOX, CENTRE = 28, 20, 14.0  # MNIST: 20x20 box, mean centre of mass (14.0, 14.0)
 WORK_SIDE = 256      # larger images are box-reduced first: a 20x20 digit needs far fewer pixels
@@ -40,21 +40,31 @@ FLAT = 4             # paper whose border varies less than this (10th-50th perce
 
 
 def to_batch(images):
-    """``images``: list of PIL images or (h, w) uint8 greyscale arrays -> ``(n, 784)`` float32 in [0, 1].
+    """``images``: list of PIL images or (h, w) uint8 greyscale arrays -> ``(n, 784)`` float32 in [0, 1]."""
+    return prepare(images)[0]
 
+
+def prepare(images):
+    """:func:`to_batch`, and how many separate marks of digit size each image holds: ``(x, parts)``.
+
+    ``parts: (n,)`` int is 0 for an image without ink, 1 for one digit (or one
+    mark of any kind), more when several marks of comparable size stand side
+    by side, as the digits of a number do; ``x`` then holds the largest.
     Images that are already MNIST-like 28x28 greyscale digits (what batch
     clients mostly send) are checked all at once, with the same rules as
     :func:`already_mnist`; 28x28 greyscale ones that fail the check go
-    straight to :func:`normalised`, and the rest through :func:`to_mnist`,
-    one by one. The result equals :func:`to_mnist` image by image.
+    straight to the full recipe, and the rest through :func:`to_mnist`'s
+    steps, one by one. The result equals :func:`to_mnist` image by image.
     """
     out = np.zeros((len(images), SIDE * SIDE), np.float32)
+    parts = np.zeros(len(images), np.intp)
     plain = [i for i, img in enumerate(images) if _plain(img)]
     done = set()
     if plain:
         ready, rows = already_mnist_batch(np.stack([np.asarray(images[i]) for i in plain]))
-        out[np.array(plain)[ready]] = rows[ready]
-        done = set(np.array(plain)[ready].tolist())
+        index = np.array(plain)[ready]
+        out[index], parts[index] = rows[ready], 1
+        done = set(index.tolist())
     plain = set(plain)
     for i, img in enumerate(images):
         if i in done:
@@ -62,8 +72,8 @@ def to_batch(images):
         if isinstance(img, np.ndarray):
             img = Image.fromarray(img, "L")
         # a plain image the check refused (or a blank one) needs only the full recipe
-        out[i] = normalised(img) if i in plain else to_mnist(img)
-    return out
+        out[i], parts[i] = _normalised(img) if i in plain else _prepared(img)
+    return out, parts
 
 
 def shrink(img):
@@ -123,18 +133,29 @@ def to_mnist(img):
 
     A picture without ink (blank, or a uniform colour) gives all zeros.
     """
+    return _prepared(img)[0]
+
+
+def _prepared(img):
     img = standard(upright(img))
     ready = already_mnist(img)
-    return ready if ready is not None else normalised(img)
+    if ready is not None:
+        return ready, int(ready.any())
+    return _normalised(img)
 
 
 def normalised(img):
     """MNIST's recipe for an upright L or RGB image: ink, crop, fit, centre -> ``(784,)``."""
+    return _normalised(img)[0]
+
+
+def _normalised(img):
+    """``(normalised(img), parts)``: see :func:`prepare`."""
     ink = ink_map(paper_only(_reduced(img)))
     patch = None if ink is None else digit_crop(ink)
     if patch is None:
-        return np.zeros(SIDE * SIDE, np.float32)
-    return centred(fit_box(*patch)).ravel()
+        return np.zeros(SIDE * SIDE, np.float32), 0
+    return centred(fit_box(*patch[:2])).ravel(), patch[2]
 
 
 def already_mnist(img):
@@ -258,21 +279,60 @@ def _paper_level(img, direction, paper):
 
 # -- 2. crop -----------------------------------------------------------------------
 def digit_crop(ink):
-    """L image of ink -> (patch, mask) cropped to the digit, patch float32 in [0, 1]; or None."""
+    """L image of ink -> ``(patch, mask, parts)`` cropped to the digit, patch float32 in [0, 1]; or None.
+
+    ``parts``: how many marks of comparable size stand side by side in the
+    digit's rows (see :func:`prepare`); the crop keeps the one with the most ink.
+    """
+    found = ink_levels(ink)
+    if found is None:
+        return None
+    x, mask, lo, hi = found
+    gap = max(2, round(0.05 * max(x.shape)))
+    ones = mask.view(np.uint8)
+    r0, r1 = _main_span(ones.sum(1, dtype=np.int32), gap)
+    c0, c1 = _main_span(ones[r0:r1].sum(0, dtype=np.int32), gap)
+    parts = _marks(ones[r0:r1], gap)
+    r0, r1 = _main_span(ones[:, c0:c1].sum(1, dtype=np.int32), gap)
+    crop, mask = x[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
+    return np.clip((crop - lo) / max(hi - lo, 1.0), 0, 1), mask, parts
+
+
+def ink_levels(ink):
+    """L image of ink -> ``(ink array, mask of ink, lo, hi)`` with ruled lines cleared; None if blank.
+
+    ``lo`` and ``hi`` are the levels that :func:`digit_crop` stretches to 0 and 1.
+    """
     hist = np.asarray(ink.histogram())
     if hist[MIN_CONTRAST:].sum() == 0:
         return None
     # On a nearly empty page Otsu splits paper from shading; a third of the peak ink is a floor.
     t = max(otsu(hist), MIN_CONTRAST // 2, _percentile(hist, 0, 0.999) // 3)
     x, mask = _without_rules(np.asarray(ink), t)
-    gap = max(2, round(0.05 * max(x.shape)))
-    ones = mask.view(np.uint8)
-    r0, r1 = _main_span(ones.sum(1, dtype=np.int32), gap)
-    c0, c1 = _main_span(ones[r0:r1].sum(0, dtype=np.int32), gap)
-    r0, r1 = _main_span(ones[:, c0:c1].sum(1, dtype=np.int32), gap)
-    crop, mask = x[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
-    lo, hi = t / 2, _percentile(hist, t + 1, 0.9)  # hi: typical strong ink, from the whole image
-    return np.clip((crop - lo) / max(hi - lo, 1.0), 0, 1), mask
+    return x, mask, t / 2, _percentile(hist, t + 1, 0.9)  # hi: typical strong ink, from the whole image
+
+
+def _marks(ones, gap):
+    """Marks side by side in ``ones: (h, w)`` uint8: runs of inked columns split by more than ``gap``
+    empty ones, counting those with a fifth of the largest one's ink and half its height."""
+    runs = column_runs(ones.sum(0, dtype=np.int32), gap)
+    if len(runs) < 2:
+        return len(runs)
+    heights = [np.ptp(np.flatnonzero(ones[:, c0:c1].any(1))) + 1 for c0, c1, _ in runs]
+    masses = [mass for _, _, mass in runs]
+    return sum(m >= 0.2 * max(masses) and h >= 0.5 * max(heights) for m, h in zip(masses, heights))
+
+
+def column_runs(profile, gap):
+    """``[(start, stop, mass)]`` of the runs of nonzero ``profile`` entries, bridging gaps up to ``gap``."""
+    on = np.flatnonzero(profile)
+    if not on.size:
+        return []
+    cuts = np.flatnonzero(np.diff(on) > gap)
+    starts = np.concatenate((on[:1], on[cuts + 1]))
+    stops = np.concatenate((on[cuts], on[-1:])) + 1
+    cumulative = np.concatenate(([0], np.cumsum(profile)))
+    return [(int(a), int(b), int(cumulative[b] - cumulative[a])) for a, b in zip(starts, stops)]
 
 
 def _without_rules(x, t):
@@ -320,15 +380,9 @@ def otsu(hist):
 
 def _main_span(profile, gap):
     """(start, stop) of the run of nonzero ``profile`` entries, bridging gaps up to ``gap``, with the most mass."""
-    on = np.flatnonzero(profile)
-    cuts = np.flatnonzero(np.diff(on) > gap)
-    if not cuts.size:  # one run, the usual case
-        return int(on[0]), int(on[-1]) + 1
-    starts = np.concatenate((on[:1], on[cuts + 1]))
-    stops = np.concatenate((on[cuts], on[-1:])) + 1
-    cumulative = np.concatenate(([0], np.cumsum(profile)))
-    k = np.argmax(cumulative[stops] - cumulative[starts])
-    return int(starts[k]), int(stops[k])
+    runs = column_runs(profile, gap)
+    start, stop, _ = max(runs, key=lambda run: run[2])  # the first of equals, as argmax
+    return start, stop
 
 
 # -- 3. fit ------------------------------------------------------------------------

@@ -87,7 +87,16 @@ def png(pixels, mode=None, fmt="PNG", **save):
     return buf.getvalue()
 
 
-GOOD = png(np.zeros((28, 28), np.uint8))  # blank, but a valid image: predicts without error
+GOOD = png(np.zeros((28, 28), np.uint8))  # blank, but a valid image: predicts without error (no_digit)
+
+
+def _stroke():
+    x = np.zeros((28, 28), np.uint8)
+    x[4:24, 13:15] = 255
+    return png(x)
+
+
+STROKE = _stroke()  # one stroke of ink, so a prediction that counts a digit
 
 
 def bomb_png(width=100_000, height=100_000):

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app
 from service.config import Config
-from tests.helpers import GOOD, write_version
+from tests.helpers import GOOD, STROKE, write_version
 from tests.replicas import NGINX_CONF, alert_queries, dashboard_queries, nginx_config, upstream_servers
 
 kubernetes_validate = pytest.importorskip(
@@ -636,6 +636,7 @@ def exported(app_routes):
     app, _ = app_routes
     client = app.test_client()
     client.post("/predict", data=GOOD, content_type="image/png")
+    client.post("/predict", data=STROKE, content_type="image/png")
     client.post("/predict", data=b"junk", content_type="image/png")
     text = client.get("/metrics").get_data(as_text=True)
     names = {}

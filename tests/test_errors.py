@@ -98,7 +98,7 @@ def test_an_unexpected_failure_is_a_json_500_without_details(app, monkeypatch):
     def explode(x):
         raise RuntimeError("secret internal detail /etc/passwd")
 
-    monkeypatch.setattr(model.network, "forward", explode)
+    monkeypatch.setattr(model.network, "_in_batches", lambda *args: explode(args))
     r = app.test_client().post("/predict", data=GOOD, content_type="image/png")
     assert_error(r, 500, "internal_error")
     assert "secret" not in r.get_data(as_text=True)
