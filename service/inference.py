@@ -49,19 +49,29 @@ def classify(model: ServedModel, x: NDArray[np.float32]) -> tuple[NDArray[np.flo
 def answer(model: ServedModel, x: NDArray[np.float32], parts: NDArray[np.intp]) -> tuple[NDArray, list[str]]:
     """``(calibrated probabilities (n, 10), status per image)`` for ``x: (n, 784)`` and the marks
     preprocessing found in each image (:func:`service.preprocess.prepare`), timed and counted."""
+    p, statuses = judged(model, x, parts)
+    count_answers(p, statuses, parts > 0)
+    return p, statuses
+
+
+def judged(model: ServedModel, x: NDArray[np.float32], parts: NDArray[np.intp]) -> tuple[NDArray, list[str]]:
+    """:func:`answer` without counting the answers: for candidates of which only some are kept."""
     metrics, cfg = state().metrics, state().config
     start = time.perf_counter()
     z = model.logits(x)
     metrics.inference.observe(time.perf_counter() - start)
     policy = Policy.from_card(model.card, cfg.confidence_threshold, cfg.digit_score_override)
-    p, statuses = judge(policy, z, parts)
-    digits = p.argmax(axis=1)
-    metrics.images.inc(len(digits))
+    return judge(policy, z, parts)
+
+
+def count_answers(p: NDArray, statuses: list[str], inked: NDArray[np.bool_]) -> None:
+    """Count answers in the metrics: images, statuses, and digits and confidence where there was ink."""
+    metrics = state().metrics
+    metrics.images.inc(len(statuses))
     for status, n in zip(*np.unique(statuses, return_counts=True)):
         metrics.statuses.labels(str(status)).inc(int(n))
-    for d, n in enumerate(np.bincount(digits[parts > 0], minlength=10).tolist()):
-        if n:
+    for d, n in enumerate(np.bincount(p.argmax(axis=1)[inked], minlength=10).tolist()):
+        if n:  # one write per digit seen, not per image: each is a shared-memory update
             metrics.digits.labels(str(d)).inc(n)
-    for c in p.max(axis=1)[parts > 0].tolist():
+    for c in p.max(axis=1)[inked].tolist():
         metrics.confidence.observe(c)
-    return p, statuses

@@ -1,4 +1,4 @@
-"""Reading a written number: one picture -> a box and a 28x28 input per digit, left to right.
+"""Reading a written number: one picture -> its marks left to right, each a digit or digits that touch.
 
 Digits of a number stand side by side, so the columns that carry no ink
 separate them. After the same ink map and threshold as single digits
@@ -8,11 +8,15 @@ separate them. After the same ink map and threshold as single digits
    speck; the rows of each run are found on their own, so digits of
    different sizes and baselines are boxed tightly;
 2. specks (little ink, or short beside the line's tallest mark) are dropped;
-3. a run much wider than a digit of its height is digits that touch: it is
-   cut into as many digit widths as it holds, each cut at the column with
-   the least ink near where it is expected;
+3. a mark wider than a digit of its height may be digits that touch: it is
+   also cut into as many digit widths as it holds, each cut at the column
+   with the least ink near where it is expected, and the reader keeps
+   whichever of the whole and the pieces the model reads with more
+   confidence (a wide 0 stays whole, "00" is cut);
 4. each box goes through MNIST's recipe (fit into 20x20, centre by mass).
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from service.imaging import paper_only, standard, upright
@@ -21,18 +25,24 @@ from service.preprocess import WORK_SIDE, centred, column_runs, fit_box, ink_lev
 MIN_INK = 0.12      # of the inkiest mark's ink: less is a speck, a dot or a stray line
 MIN_HEIGHT = 0.35   # of the tallest mark's height: shorter is a comma, a dot or a dash
 DIGIT_WIDTH = 0.8   # a digit's typical width over its height (MNIST's median is 0.75)
-TOUCHING = 1.6      # a mark wider than this over its height holds more than one digit (1 in 200 of
-                    # MNIST's digits is wider: a wide 0, 2 or 5)
+WIDE = 1.2          # a mark wider than this over its height may hold touching digits (a quarter
+                    # of MNIST's 0s and 2s are wider, so the model has the last word)
 SEARCH = 0.3        # a cut is sought within this fraction of a digit width of where it is expected
 
 
-def digits(img, size=None):
-    """PIL image of any mode and size -> ``(boxes, x)``: ``boxes`` a list of ``[left, top, width, height]``
-    left to right, and ``x: (len(boxes), 784)`` float32 inputs.
+@dataclass
+class Mark:
+    """One mark: ``whole`` as one digit, and ``pieces`` if it is wide enough to be several.
+    Each is a list of ``(box, x)``: ``[left, top, width, height]`` and a ``(784,)`` input."""
+    whole: list
+    pieces: list | None = None
+
+
+def marks(img, size=None):
+    """PIL image of any mode and size -> its marks (:class:`Mark`), left to right; [] without ink.
 
     Boxes are in the pixels of the upright picture, or of ``size`` ``(width,
     height)`` if given: the picture as uploaded, when ``img`` is a reduced copy.
-    No ink gives no boxes.
     """
     img = standard(upright(img))
     factor = -(-max(img.size) // WORK_SIDE)
@@ -42,15 +52,19 @@ def digits(img, size=None):
     ink = ink_map(work)
     found = None if ink is None else ink_levels(ink)
     if found is None:
-        return [], np.zeros((0, 784), np.float32)
+        return []
     levels, mask, lo, hi = found
-    boxes = [box for mark in _marks(mask) for box in _split(mask, *mark)]
-    x = np.zeros((len(boxes), 784), np.float32)
-    for i, (r0, r1, c0, c1) in enumerate(boxes):
+
+    def digit(box):
+        r0, r1, c0, c1 = box
         patch = np.clip((levels[r0:r1, c0:c1].astype(np.float32) - lo) / max(hi - lo, 1.0), 0, 1)
-        x[i] = centred(fit_box(patch, mask[r0:r1, c0:c1])).ravel()
-    scaled = [_scaled(box, sx, sy, size) for box in boxes]
-    return scaled, x
+        return _scaled(box, sx, sy, size), centred(fit_box(patch, mask[r0:r1, c0:c1])).ravel()
+
+    out = []
+    for box in _marks(mask):
+        pieces = _split(mask, *box)
+        out.append(Mark([digit(box)], [digit(piece) for piece in pieces] if len(pieces) > 1 else None))
+    return out
 
 
 def _marks(mask):
@@ -69,7 +83,7 @@ def _marks(mask):
 def _split(mask, r0, r1, c0, c1):
     """The box ``(r0, r1, c0, c1)``, cut into digits if it is too wide to hold one."""
     width, height = c1 - c0, r1 - r0
-    if width <= TOUCHING * height:
+    if width <= WIDE * height:
         return [(r0, r1, c0, c1)]
     n = max(2, round(width / (DIGIT_WIDTH * height)))
     profile = mask[r0:r1, c0:c1].sum(0, dtype=np.int32)
