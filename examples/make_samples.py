@@ -19,7 +19,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the repo root: tests.uploads and trainer
 
-from tests.uploads import canvas_alpha_png, paper_photo_jpeg  # noqa: E402
+from tests.uploads import canvas_alpha_png, paper_photo_jpeg, strokes  # noqa: E402
 from trainer.data import read_idx  # noqa: E402
 
 
@@ -28,6 +28,16 @@ def v2_request(digit):
     rows = ",\n    ".join(json.dumps(row) for row in digit.tolist())
     return ('{"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 28, 28], "data": [[\n    '
             + rows + '\n]]}]}\n').encode()
+
+
+def number_png(digits):
+    """Black brush strokes of the 28x28 ``digits`` side by side on a white canvas, as a PNG."""
+    canvas = np.zeros((140, 100 * len(digits) + 40), np.float32)
+    for i, digit in enumerate(digits):
+        canvas[20:120, 20 + 100 * i:120 + 100 * i] = strokes(digit, 100, pen=0.35)
+    buf = io.BytesIO()
+    Image.fromarray(np.round(255 * (1 - canvas)).astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def samples(mnist_dir):
@@ -40,6 +50,7 @@ def samples(mnist_dir):
         "digit-v2.json": v2_request(images[0]),
         "photo.jpg": paper_photo_jpeg(images[1], 2, np.random.default_rng(5)),
         "drawing.png": canvas_alpha_png(images[4], 4, np.random.default_rng(1)),
+        "number.png": number_png(images[:3]),
     }
 
 
