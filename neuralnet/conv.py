@@ -117,12 +117,22 @@ class Conv2D(Layer):
         return {"type": "conv2d", "filters": c_out, "kernel": k, "stride": self.stride, "padding": self.padding}
 
 
+def first_true(hit):
+    """``hit: (m, ...)`` bool, keeping only the first True along axis 0 (in place); returns ``hit``."""
+    taken = hit[0].copy()
+    for k in range(1, len(hit)):
+        np.greater(hit[k], taken, out=hit[k])  # for booleans, a > b is "a and not b"
+        taken |= hit[k]
+    return hit
+
+
 class MaxPool2D(Layer):
     """Non-overlapping ``size x size`` max pooling: ``(n, h, w, c) -> (n, h // size, w // size, c)``.
 
     Rows and columns that do not fill a window are dropped, as in the usual
-    "valid" pooling. The gradient goes to the first maximum of each window
-    (ReLU outputs tie at 0 all the time; each window passes on one gradient).
+    "valid" pooling. The gradient goes to the first maximum of each window,
+    in row-major order (ReLU outputs and blank pixels tie all the time; each
+    window passes on one gradient).
     """
 
     def __init__(self, size=2):
@@ -130,40 +140,29 @@ class MaxPool2D(Layer):
             raise ValueError(f"pool size must be >= 1, got {size}")
         self.size = size
 
-    def _windows(self, x):
-        """``(n, h2, size, w2, size, c)``: window (i, j) of every output pixel is ``v[:, :, i, :, j]``."""
-        n, h, w, c = x.shape
-        s, h2, w2 = self.size, h // self.size, w // self.size
-        return x[:, :h2 * s, :w2 * s, :].reshape(n, h2, s, w2, s, c)
-
-    def _offsets(self):
-        return [(i, j) for i in range(self.size) for j in range(self.size)]
+    def _windows(self, a, h2, w2):
+        """``a: (n, h, w, c)`` viewed as ``(size, size, n, h2, w2, c)``: pixel (i, j) of every window."""
+        n, c, s = a.shape[0], a.shape[-1], self.size
+        return a[:, :h2 * s, :w2 * s].reshape(n, h2, s, w2, s, c).transpose(2, 4, 0, 1, 3, 5)
 
     def forward(self, x, training=False):
-        v = self._windows(x)
-        # one elementwise maximum per window offset: cheaper than a reduction over two inner axes
-        out = v[:, :, 0, :, 0].copy()
-        for i, j in self._offsets()[1:]:
-            np.maximum(out, v[:, :, i, :, j], out=out)
+        n, h, w, c = x.shape
+        s, h2, w2 = self.size, h // self.size, w // self.size
+        # One strided copy puts the window offsets first, (s*s, n, h2, w2, c): every step after it
+        # runs over contiguous memory, not over the runs of c values that NHWC windows are made of.
+        v = np.ascontiguousarray(self._windows(x, h2, w2)).reshape(s * s, n, h2, w2, c)
+        out = v.max(axis=0)
         if training:
-            self.x_shape = x.shape
-            self.mask = np.zeros(v.shape, dtype=bool)
-            taken = np.zeros(out.shape, dtype=bool)
-            for i, j in self._offsets():
-                hit = (v[:, :, i, :, j] == out) & ~taken
-                self.mask[:, :, i, :, j] = hit
-                taken |= hit
+            self.x_shape, self.mask = x.shape, first_true(v == out)
         return out
 
     def backward(self, delta):
-        dv = np.zeros(self.mask.shape, dtype=delta.dtype)
-        for i, j in self._offsets():
-            np.multiply(self.mask[:, :, i, :, j], delta, out=dv[:, :, i, :, j])
-        n, h2, s, w2, _, c = dv.shape
-        if self.x_shape[1:3] == (h2 * s, w2 * s):
-            return dv.reshape(self.x_shape)
-        dx = np.zeros(self.x_shape, dtype=delta.dtype)
-        dx[:, :h2 * s, :w2 * s, :] = dv.reshape(n, h2 * s, w2 * s, c)
+        _, h2, w2, _ = delta.shape
+        s = self.size
+        exact = self.x_shape[1:3] == (h2 * s, w2 * s)
+        dx = np.empty(self.x_shape, delta.dtype) if exact else np.zeros(self.x_shape, delta.dtype)
+        # each window's gradient to its first maximum, 0 to the rest, written in place through the view
+        np.multiply(self.mask.reshape(s, s, *delta.shape), delta, out=self._windows(dx, h2, w2))
         return dx
 
     def output_shape(self, shape):

@@ -96,6 +96,36 @@ def test_maxpool_sends_a_tied_window_gradient_to_its_first_maximum():
     np.testing.assert_array_equal(layer.backward(np.full((1, 1, 1, 1), 5.0))[0, :, :, 0], [[0, 5], [0, 0]])
 
 
+def maxpool_by_loops(x, size, delta):
+    """The definition, one window at a time: the max, and ``delta`` to the window's first maximum."""
+    n, h, w, c = x.shape
+    out, dx = np.zeros((n, h // size, w // size, c), x.dtype), np.zeros_like(x)
+    for b in range(n):
+        for i in range(h // size):
+            for j in range(w // size):
+                for ch in range(c):
+                    window = x[b, i * size:(i + 1) * size, j * size:(j + 1) * size, ch]
+                    out[b, i, j, ch] = window.max()
+                    r, s = np.unravel_index(np.argmax(window), window.shape)  # argmax: the first maximum
+                    dx[b, i * size + r, j * size + s, ch] = delta[b, i, j, ch]
+    return out, dx
+
+
+@pytest.mark.parametrize("size,h,w", [(2, 6, 6), (2, 5, 7), (3, 7, 9), (3, 6, 6), (1, 3, 4), (4, 9, 8)])
+def test_maxpool_matches_a_loop_with_ties_and_odd_sizes(rng, size, h, w):
+    # few distinct values and float32, as a training step has: many windows tie, some several ways
+    x = rng.integers(0, 3, size=(3, h, w, 5)).astype(np.float32)
+    x[0] = 0  # a blank image: every window ties everywhere
+    delta = rng.normal(size=(3, h // size, w // size, 5)).astype(np.float32)
+    layer = MaxPool2D(size)
+    out = layer.forward(x, training=True)
+    expected_out, expected_dx = maxpool_by_loops(x, size, delta)
+    np.testing.assert_array_equal(out, expected_out)
+    dx = layer.backward(delta.copy())
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    np.testing.assert_array_equal(dx, expected_dx)
+
+
 @pytest.mark.parametrize("shape", [(6, 4), (3, 4, 5, 2)])
 def test_batchnorm_gradients_dense_and_convolutional(rng, shape):
     layer = BatchNorm(shape[-1], dtype=np.float64)
