@@ -40,18 +40,26 @@ def im2col(x, k, stride, padding):
     return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))
 
 
-def col2im(cols, shape, stride, padding):
-    """The adjoint of :func:`im2col`: add each window's gradient back where it was read.
+def input_grad(delta, W, shape, stride, padding):
+    """dL/dx, ``(n, h, w, c_in)``, of a convolution by ``W``, given ``delta: (n, h_out, w_out, c_out)``.
 
-    ``cols: (n, h_out, w_out, k, k, c)``; ``shape``: the unpadded input's
-    ``(n, h, w, c)``. Overlapping windows sum, as the chain rule says.
+    The adjoint of im2col times ``W: (k, k, c_in, c_out)``, one kernel
+    offset at a time: offset (i, j) of every window read the padded pixels
+    ``[i::stride, j::stride]`` and met ``W[i, j]``, so they get
+    ``delta @ W[i, j].T`` back. Overlapping windows sum, as the chain rule
+    says. Each product is a contiguous ``(n, h_out, w_out, c_in)``; one
+    product for all offsets would leave each offset's gradient in runs of
+    ``c_in`` values to gather.
     """
-    n, h, w, c = shape
-    _, h_out, w_out, k, _, _ = cols.shape
-    dx = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)
+    n, h, w, c_in = shape
+    _, h_out, w_out, c_out = delta.shape
+    k = W.shape[0]
+    d2 = delta.reshape(-1, c_out)
+    dx = np.zeros((n, h + 2 * padding, w + 2 * padding, c_in), dtype=delta.dtype)
     for i in range(k):
         for j in range(k):
-            dx[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride, :] += cols[:, :, :, i, j, :]
+            dx[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride] += (d2 @ W[i, j].T).reshape(
+                n, h_out, w_out, c_in)
     return dx[:, padding:padding + h, padding:padding + w, :] if padding else dx
 
 
@@ -98,8 +106,7 @@ class Conv2D(Layer):
         np.sum(d2, axis=0, out=self.db)
         if not self.needs_input_grad:
             return None
-        dcols = (d2 @ self.W.reshape(-1, c_out).T).reshape(self.cols.shape)
-        return col2im(dcols, self.x_shape, self.stride, self.padding)
+        return input_grad(delta, self.W, self.x_shape, self.stride, self.padding)
 
     def parameters(self):
         return [(self.W, self.dW), (self.b, self.db)]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neuralnet import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Network, Reshape
-from neuralnet.conv import col2im, im2col
+from neuralnet.conv import im2col, input_grad
 from tests.helpers import numeric_grad, rel_error
 
 
@@ -60,12 +60,16 @@ def test_conv2d_matches_the_definition_and_its_gradients_check(rng, k, stride, p
 
 
 @pytest.mark.parametrize("k,stride,padding,side", CONV_CASES)
-def test_col2im_is_the_adjoint_of_im2col(rng, k, stride, padding, side):
-    # <im2col(x), c> == <x, col2im(c)> for every x and c: the definition of the transpose
+def test_input_grad_is_the_adjoint_of_the_convolution(rng, k, stride, padding, side):
+    # <conv(x), d> == <x, input_grad(d)> for every x and d: the definition of the transpose
     x = rng.normal(size=(2, side, side + 1, 3))
+    W = rng.normal(size=(k, k, 3, 4))
     cols = im2col(x, k, stride, padding)
-    c = rng.normal(size=cols.shape)
-    assert np.isclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, stride, padding)))
+    z = cols.reshape(-1, k * k * 3) @ W.reshape(-1, 4)
+    d = rng.normal(size=(*cols.shape[:3], 4))
+    dx = input_grad(d, W, x.shape, stride, padding)
+    assert dx.shape == x.shape
+    assert np.isclose(np.sum(z * d.reshape(z.shape)), np.sum(x * dx))
 
 
 def test_first_conv_layer_skips_the_input_gradient(rng):
