@@ -30,6 +30,18 @@ DIGITS = {
 }
 
 
+def within(strokes, left, top, width, height):
+    """``strokes`` (pad coordinates) squeezed into the rectangle at ``(left, top)`` of that size."""
+    return [[(left + x * width, top + y * height) for x, y in points] for points in strokes]
+
+
+def number(digits, top=0.15, height=0.7, margin=0.04):
+    """The strokes of ``digits`` written side by side across the pad, each in an equal slice of its width."""
+    width = (1 - 2 * margin) / len(digits)
+    slices = [within(DIGITS[d], margin + i * width, top, width, height) for i, d in enumerate(digits)]
+    return [points for strokes in slices for points in strokes]
+
+
 def pad_path(page, points, spacing=12):
     """Page coordinates along ``points`` (pad-relative), about ``spacing`` px apart: pointermove fires all along."""
     box = page.locator("#pad").bounding_box()
@@ -80,11 +92,22 @@ def draw(page, strokes, draw_stroke=stroke):
 
 
 def result(page):
-    """What the page shows: the digit, the confidence and the ten bars."""
+    """What the page shows: the digit (or number), the confidence, the status (its name and in words),
+    the ten bars, and the boxes on the pad as ``{"digit", "left", "top", "width", "height"}`` in
+    CSS pixels relative to the pad."""
     shown = page.evaluate("""() => {
         const bars = [...document.querySelectorAll("#bars > li")];
+        const pad = document.getElementById("pad").getBoundingClientRect();
+        const boxes = [...document.querySelectorAll("#boxes > .box")].map(box => {
+            const r = box.getBoundingClientRect();
+            return {digit: box.dataset.digit, left: r.left - pad.left, top: r.top - pad.top,
+                    width: r.width, height: r.height};
+        });
         return {digit: document.getElementById("digit").textContent,
                 confidence: document.getElementById("confidence").textContent,
+                status: document.getElementById("result").dataset.status || "",
+                words: document.getElementById("verdict").textContent, boxes,
+                pad: [pad.width, pad.height],
                 digits: bars.map(li => li.dataset.digit), p: bars.map(li => li.dataset.p),
                 widths: bars.map(li => li.querySelector(".fill").style.width),
                 top: bars.filter(li => li.classList.contains("top")).map(li => li.dataset.digit)};

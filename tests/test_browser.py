@@ -7,6 +7,7 @@ exception in the page. Waits go through ``expect`` rather than
 ``wait_for_function``: the page's Content-Security-Policy forbids eval, and
 Playwright's function polling needs it.
 """
+import json
 import os
 import re
 import shutil
@@ -23,12 +24,13 @@ from tests.browser import (
     count,
     draw,
     first_prediction,
+    number,
     result,
     settled,
     stroke,
     touch_stroke,
 )
-from tests.helpers import COMMITTED_MODEL, REPO, png
+from tests.helpers import COMMITTED_MODEL, GOOD, REPO, png
 from tests.live_server import LiveServer
 
 if not CHROMIUM.exists():
@@ -136,11 +138,13 @@ def test_drawn_digits_are_recognised_and_clear_resets(server, pages):
     sent = []
     page.on("request", lambda r: r.url.endswith("/predict") and sent.append(r))
     for digit in (0, 1, 7, 4, 3):
-        assert_shows(draw(page, DIGITS[digit]), digit)
+        shown = draw(page, DIGITS[digit])
+        assert_shows(shown, digit)
+        assert (shown["status"], shown["words"], shown["boxes"]) == ("ok", "", [])  # the digit says it all
         page.click("#clear")
         assert ink(page) == 0
         assert result(page)["digit"] == "?" and set(result(page)["p"]) == {0.0}
-    assert page.text_content("#status") == ""
+    assert page.text_content("#status") == "" and result(page)["status"] == ""
     # the canvas went as a PNG file in the multipart field "image", once per drawn stroke at most
     uploads = page.evaluate("() => window.uploads")
     expected = {(server.url + "/predict", "drawing.png", "image/png")}
@@ -166,6 +170,121 @@ def test_undo_removes_the_last_stroke(server, pages):
     assert ink(page) == 0
     expect(page.locator("#undo")).to_be_disabled()
     assert result(page)["digit"] == "?"
+
+
+def upload(page, path):
+    before = count(page)
+    page.set_input_files("#file", path)
+    return settled(page, before)
+
+
+def test_a_blank_picture_shows_nothing_drawn(server, pages, tmp_path):
+    """The pad sends nothing until something is drawn, so a blank picture can only be uploaded."""
+    page = pages.open(server.url + "/")
+    (tmp_path / "blank.png").write_bytes(GOOD)
+    shown = upload(page, tmp_path / "blank.png")
+    assert (shown["status"], shown["words"]) == ("no_digit", "Nothing drawn")
+    assert (shown["digit"], shown["confidence"]) == ("?", "–")
+    assert shown["p"] == [0.0] * 10 and shown["top"] == [] and shown["boxes"] == []
+    expect(page.locator("#bars .pct").first).to_have_text("–")
+    expect(page.locator("#result")).to_have_attribute("aria-live", "polite")
+
+
+@pytest.mark.parametrize("digits", [(7, 2, 1), (3, 0), (4, 1, 2)], ids=["721", "30", "412"])
+def test_a_number_is_read_and_boxed(server, pages, digits):
+    """Digits side by side: /predict says several_digits, the page sends the same PNG to /read,
+    shows the number and puts a labelled box around each digit, left to right, on the pad."""
+    page = pages.open(server.url + "/", init_script=RECORD_UPLOADS)
+    shown = draw(page, number(digits))
+    text = "".join(map(str, digits))
+    assert (shown["digit"], shown["status"], shown["words"]) == (text, "ok", f"{len(text)} digits read"), shown
+    assert re.fullmatch(r"(>?\d+(\.\d)?)%", shown["confidence"]) and shown["top"] == []
+    boxes, (width, height) = shown["boxes"], shown["pad"]
+    assert [b["digit"] for b in boxes] == list(text)
+    assert all(0 <= b["left"] and b["left"] + b["width"] <= width + 0.5 for b in boxes)
+    assert all(0 <= b["top"] and b["top"] + b["height"] <= height + 0.5 for b in boxes)
+    assert all(a["left"] + a["width"] <= b["left"] for a, b in zip(boxes, boxes[1:]))  # apart, left to right
+    # each box holds the ink of its digit: the middle of the slice the digit was drawn in
+    slice_ = 0.92 / len(digits)
+    assert all(b["left"] < (0.04 + (i + 0.5) * slice_) * width < b["left"] + b["width"] for i, b in enumerate(boxes))
+    uploads = page.evaluate("() => window.uploads")
+    reads = [u for u in uploads if u["url"].endswith("/read")]
+    assert reads and reads[-1]["name"] == "drawing.png" and reads[-1]["size"] == uploads[-2]["size"]
+    page.click("#clear")
+    shown = result(page)
+    assert (shown["digit"], shown["status"], shown["words"], shown["boxes"]) == ("?", "", "", [])
+
+
+def test_number_boxes_follow_the_pad_on_a_phone(server, pages):
+    page = pages.open(server.url + "/", **PHONE)
+    shown = draw(page, number((1, 7)))
+    assert shown["digit"] == "17" and len(shown["boxes"]) == 2
+    assert all(b["left"] + b["width"] <= shown["pad"][0] + 0.5 for b in shown["boxes"])
+    assert shown["boxes"][1]["left"] > shown["pad"][0] / 2  # the 7 is in the right half, where it was drawn
+
+
+def committed_answers():
+    return json.loads((COMMITTED_MODEL / "model.json").read_text()).get("answers")
+
+
+SCRIBBLES = {
+    "X": [[(0.15, 0.15), (0.85, 0.85)], [(0.85, 0.15), (0.15, 0.85)]],
+    "zig-zag": [[(0.15 + 0.07 * i, 0.2 if i % 2 else 0.8) for i in range(11)]],
+}
+
+
+@pytest.mark.skipif(not committed_answers(), reason="the committed model's card has no answers block: "
+                                                    "it flags nothing as not a digit")
+@pytest.mark.parametrize("name", SCRIBBLES)
+def test_a_scribble_is_not_a_digit(server, pages, name):
+    page = pages.open(server.url + "/")
+    shown = draw(page, SCRIBBLES[name])
+    assert (shown["status"], shown["words"], shown["digit"], shown["top"]) == ("not_a_digit", "Not a digit", "?", [])
+
+
+def canned(page, path, body):
+    page.route("**/" + path, lambda route: route.fulfill(json=body))
+
+
+P = [0.02, 0.01, 0.03, 0.05, 0.41, 0.02, 0.01, 0.03, 0.02, 0.4]
+
+
+@pytest.mark.parametrize("prediction, digit, words", [
+    ({"status": "uncertain", "digit": 4, "confidence": 0.41, "probabilities": P}, "4",
+     "Not sure: it may be another digit"),
+    ({"status": "not_a_digit", "digit": None, "confidence": 0.41, "probabilities": P}, "?", "Not a digit"),
+], ids=["uncertain", "not_a_digit"])
+def test_statuses_the_committed_model_may_not_give(server, pages, prediction, digit, words):
+    """Answered by the page's own route, so that every status is shown whatever the model says."""
+    page = pages.open(server.url + "/")
+    canned(page, "predict", {"model": {"name": "mnist", "version": "1"}, "predictions": [prediction]})
+    shown = draw(page, DIGITS[4])
+    assert (shown["status"], shown["words"], shown["digit"], shown["confidence"]) == (
+        prediction["status"], words, digit, "41.0%")
+    assert shown["top"] == ([digit] if digit != "?" else []) and shown["p"] == P
+    expect(page.locator("#verdict")).to_have_class("warn")
+
+
+def test_a_number_with_a_mark_that_is_not_a_digit(server, pages):
+    page = pages.open(server.url + "/")
+    several = {"status": "several_digits", "digit": None, "confidence": 0.5, "probabilities": [0.1] * 10,
+               "message": "several digits side by side: POST the image to /read to read the number"}
+    canned(page, "predict", {"model": {"name": "mnist", "version": "1"}, "predictions": [several]})
+    digits = [{"digit": 7, "status": "ok", "confidence": 0.99, "box": [10, 40, 60, 150]},
+              {"digit": None, "status": "not_a_digit", "confidence": 0.3, "box": [100, 40, 60, 150]},
+              {"digit": 1, "status": "uncertain", "confidence": 0.6, "box": [200, 0, 20, 150]}]
+    canned(page, "read", {"model": {"name": "mnist", "version": "1"},
+                          "readings": [{"text": "7?1", "status": "not_a_digit", "confidence": 0.18, "digits": digits}]})
+    shown = draw(page, DIGITS[1])
+    assert (shown["digit"], shown["status"], shown["confidence"]) == ("7?1", "not_a_digit", "18.0%")
+    assert shown["words"] == "Not all of it is digits: ? marks what is not"
+    assert [b["digit"] for b in shown["boxes"]] == ["7", "?", "1"]
+    side = shown["pad"][0]
+    scale = side / page.evaluate("() => Math.min(document.getElementById('pad').width, 280)")  # PNG px to CSS px
+    for b, d in zip(shown["boxes"], digits):
+        assert [b["left"], b["top"], b["width"], b["height"]] == pytest.approx([v * scale for v in d["box"]], abs=0.5)
+    assert page.locator("#boxes > .box").nth(1).get_attribute("class") == "box not_a_digit"
+    assert page.locator("#boxes > .box").nth(2).get_attribute("class") == "box uncertain inside"  # at the top edge
 
 
 def test_uploaded_and_dropped_mnist_digits(server, pages, mnist_test, tmp_path):
