@@ -1,4 +1,4 @@
-"""GET /: the drawing page, one self-contained HTML file that talks to /predict and /health.
+"""GET /: the drawing page, one self-contained HTML file that talks to /predict, /read and /health.
 
 The page inlines its CSS and JavaScript, so it needs no other URL and no build
 step. Its Content-Security-Policy lets it talk to this origin only: a page
