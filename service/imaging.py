@@ -9,6 +9,9 @@ from PIL import Image, ImageFilter, ImageOps
 EXIF_ORIENTATION = 0x0112
 OPAQUE = [255 * (a >= 128) for a in range(256)]  # point() table: the pixels that are mostly opaque
 DESK_RATIO = 0.65  # a desk is darker than this fraction of the page's lightness (75th percentile)
+# a dark region along more of the border than this surrounds the page: a desk, even around an
+# empty sheet (strokes of a digit cropped tight cross the border in a few places only)
+SURROUNDED = 0.5
 WRITING_RATIO = 0.85  # writing on a page darkens its cells below this fraction of the page's lightness
 
 
@@ -104,8 +107,8 @@ def paper_only(img):
     alone dims paper less) and connected to the image border, along a good part
     of it, while the page is one broad region of at least 40% of the picture
     (a fat light stroke on a dark canvas is not) with something written on it
-    away from the desk (a digit cropped so tight that it touches the border is
-    all there is: there is no page to read it from). Outside the sheet the
+    away from the desk, or dark all around it (a digit cropped so tight that
+    it touches the border is all there is: there is no page to read it from). Outside the sheet the
     paper's own colours are extended, so no edge is left for the ink detector.
     """
     w, h = img.size
@@ -122,7 +125,7 @@ def paper_only(img):
     if mean_width(~desk) < 0.25 * min(grey.shape):
         return img  # the bright part is a fat light stroke on a dark canvas, not a page
     near_desk = np.asarray(Image.fromarray(desk.view(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
-    if not ((grey < WRITING_RATIO * page) & ~near_desk).any():
+    if border_pixels(desk).mean() < SURROUNDED and not ((grey < WRITING_RATIO * page) & ~near_desk).any():
         return img  # nothing written away from the "desk": it is the digit itself, cropped tight
     sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
     fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
