@@ -123,7 +123,7 @@ def _check_files(files: Any) -> None:
 
 
 # digit scores a card may name (service/answers.py computes them)
-SCORES = ("max_probability", "energy")
+SCORES = ("top2_probability", "max_probability", "energy")
 
 
 def _check_answers(block: dict) -> None:
@@ -137,8 +137,9 @@ def _check_answers(block: dict) -> None:
     confidence = block.get("confidence_threshold", 0.0)
     if not (_real(confidence) and 0 <= confidence <= 1):
         raise ModelFormatError(f"{CARD}: answers.confidence_threshold must be a number in [0, 1]")
-    if "digit_score_threshold" in block and not _real(block["digit_score_threshold"]):
-        raise ModelFormatError(f"{CARD}: answers.digit_score_threshold must be a finite number")
+    for key in ("digit_score_threshold", "read_digit_score_threshold"):
+        if key in block and not _real(block[key]):
+            raise ModelFormatError(f"{CARD}: answers.{key} must be a finite number")
 
 
 def _check_input(inp: Any) -> None:

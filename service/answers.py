@@ -29,6 +29,12 @@ OK, UNCERTAIN, NO_DIGIT, NOT_A_DIGIT, SEVERAL = "ok", "uncertain", "no_digit", "
 STATUSES = (OK, UNCERTAIN, NO_DIGIT, NOT_A_DIGIT, SEVERAL)
 
 
+def top2_probability(p: NDArray[np.floating], z: NDArray[np.floating]) -> NDArray[np.floating]:
+    """The two largest probabilities, summed: high for a digit, even one the network hesitates
+    over between two classes; low where it spreads its belief over all ten."""
+    return np.sort(p, axis=1)[:, -2:].sum(axis=1)
+
+
 def max_probability(p: NDArray[np.floating], z: NDArray[np.floating]) -> NDArray[np.floating]:
     return p.max(axis=1)
 
@@ -40,7 +46,7 @@ def energy(p: NDArray[np.floating], z: NDArray[np.floating]) -> NDArray[np.float
 
 
 # digit scores by name, as the card records them: higher means more like a digit
-SCORES = {"max_probability": max_probability, "energy": energy}
+SCORES = {"top2_probability": top2_probability, "max_probability": max_probability, "energy": energy}
 
 
 @dataclass(frozen=True)
@@ -51,20 +57,19 @@ class Policy:
     digit_score: float = -np.inf   # digit score below which the image is "not_a_digit"
 
     @classmethod
-    def from_card(cls, card: dict[str, Any], confidence: float = -1.0, digit_score: float | None = None) -> "Policy":
+    def from_card(cls, card: dict[str, Any], confidence: float = -1.0, digit_score: float | None = None,
+                  reading: bool = False) -> "Policy":
         """The card's ``answers`` block (checked by the model format), with overrides where given
-        (``confidence`` >= 0, ``digit_score`` not None)."""
+        (``confidence`` >= 0, ``digit_score`` not None). ``reading``: for the marks of a number on
+        /read, whose digit score threshold is the block's ``read_digit_score_threshold``."""
         block = card.get("answers") or {}
-        policy = cls(temperature=block.get("temperature", 1.0),
-                     confidence=block.get("confidence_threshold", 0.0),
-                     score=block.get("score", "max_probability"),
-                     digit_score=block.get("digit_score_threshold", -np.inf))
-        return cls(policy.temperature, confidence if confidence >= 0 else policy.confidence, policy.score,
-                   digit_score if digit_score is not None else policy.digit_score)
-
-    def describe(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "confidence_threshold": self.confidence, "score": self.score,
-                "digit_score_threshold": None if np.isinf(self.digit_score) else self.digit_score}
+        threshold = block.get("digit_score_threshold", -np.inf)
+        if reading:
+            threshold = block.get("read_digit_score_threshold", threshold)
+        return cls(temperature=block.get("temperature", 1.0),
+                   confidence=confidence if confidence >= 0 else block.get("confidence_threshold", 0.0),
+                   score=block.get("score", "max_probability"),
+                   digit_score=digit_score if digit_score is not None else threshold)
 
 
 def judge(policy: Policy, z: NDArray[np.floating], parts: NDArray[np.integer]) -> tuple[NDArray, list[str]]:

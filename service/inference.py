@@ -54,13 +54,15 @@ def answer(model: ServedModel, x: NDArray[np.float32], parts: NDArray[np.intp]) 
     return p, statuses
 
 
-def judged(model: ServedModel, x: NDArray[np.float32], parts: NDArray[np.intp]) -> tuple[NDArray, list[str]]:
-    """:func:`answer` without counting the answers: for candidates of which only some are kept."""
+def judged(model: ServedModel, x: NDArray[np.float32], parts: NDArray[np.intp],
+           reading: bool = False) -> tuple[NDArray, list[str]]:
+    """:func:`answer` without counting the answers: for candidates of which only some are kept.
+    ``reading``: judge them as the marks of a number (:meth:`Policy.from_card`)."""
     metrics, cfg = state().metrics, state().config
     start = time.perf_counter()
     z = model.logits(x)
     metrics.inference.observe(time.perf_counter() - start)
-    policy = Policy.from_card(model.card, cfg.confidence_threshold, cfg.digit_score_override)
+    policy = Policy.from_card(model.card, cfg.confidence_threshold, cfg.digit_score_override, reading)
     return judge(policy, z, parts)
 
 

@@ -38,7 +38,7 @@ def read():
     candidates = [digit for marks in found if len(marks) <= MAX_MARKS for mark in marks
                   for digit in mark.whole + (mark.pieces or [])]
     x = np.stack([x for _, x in candidates]) if candidates else np.zeros((0, 784), np.float32)
-    p, statuses = judged(model, x, np.ones(len(x), np.intp)) if candidates else (np.zeros((0, 10)), [])
+    p, statuses = judged(model, x, np.ones(len(x), np.intp), reading=True) if candidates else (np.zeros((0, 10)), [])
     judgements = iter(zip(candidates, p, statuses))
     readings, kept = [], []
     for marks in found:

@@ -47,6 +47,22 @@ def test_policy_comes_from_the_card_and_the_configuration_overrides_it():
     assert statuses == [OK]
 
 
+def test_marks_of_a_number_are_judged_with_the_reading_threshold():
+    card = {"answers": {**BLOCK, "read_digit_score_threshold": 0.2}}
+    assert Policy.from_card(card, reading=True).digit_score == 0.2
+    assert Policy.from_card(card).digit_score == 0.5
+    assert Policy.from_card({"answers": BLOCK}, reading=True).digit_score == 0.5  # none recorded: the same
+    assert Policy.from_card(card, digit_score=0.7, reading=True).digit_score == 0.7  # the override wins
+
+
+def test_the_top2_score_tells_hesitation_from_spread():
+    hesitating = np.log(np.array([[0.48, 0.48] + [0.04 / 8] * 8]))  # a 0 or a 1: still a digit
+    spread = np.log(np.full((1, 10), 0.1))                            # none of them
+    policy = Policy(score="top2_probability", digit_score=0.5, confidence=0.9)
+    _, statuses = judge(policy, np.concatenate([hesitating, spread]), np.array([1, 1]))
+    assert statuses == [UNCERTAIN, NOT_A_DIGIT]
+
+
 def test_config_reads_the_overrides_from_the_environment():
     cfg = Config.from_env({"CONFIDENCE_THRESHOLD": "0.8", "DIGIT_SCORE_THRESHOLD": "0.25"})
     assert cfg.confidence_threshold == 0.8 and cfg.digit_score_override == 0.25
@@ -63,7 +79,7 @@ def test_the_card_and_the_service_know_the_same_scores():
 @pytest.mark.parametrize("change", [
     {"temperature": 0}, {"temperature": "1"}, {"temperature": float("nan")}, {"score": "entropy"},
     {"score": ["max_probability"]}, {"confidence_threshold": 1.5}, {"digit_score_threshold": None},
-    {"digit_score_threshold": float("inf")},
+    {"digit_score_threshold": float("inf")}, {"read_digit_score_threshold": "0.5"},
 ])
 def test_a_card_with_a_broken_answers_block_is_refused(change):
     with pytest.raises(ModelFormatError, match="answers"):

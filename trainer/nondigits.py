@@ -61,13 +61,22 @@ def _canvas():
 
 
 def glyph(rng, font_paths):
-    """One character of CHARACTERS in a random print font, weight and stroke width."""
+    """One character of CHARACTERS in a random font, size and stroke width, among those the
+    font really draws: a missing glyph is drawn as an empty box, which looks like a 0."""
     font = _font(font_paths[rng.integers(len(font_paths))], int(rng.integers(48, 72)))
-    char = CHARACTERS[rng.integers(len(CHARACTERS))]
+    drawn = _drawn(font)
+    char = drawn[rng.integers(len(drawn))]
     img, draw = _canvas()
     draw.text((CANVAS // 2, CANVAS // 2), char, font=font, fill=255, anchor="mm",
               stroke_width=int(rng.integers(0, 3)), stroke_fill=255)
     return img
+
+
+def _drawn(font):
+    """The characters of CHARACTERS that ``font`` has a glyph for (all of them if it has none of them)."""
+    missing = bytes(font.getmask("\ue000"))  # a private-use character: every font's "no glyph" box
+    drawn = [c for c in CHARACTERS if bytes(font.getmask(c)) != missing]
+    return drawn or list(CHARACTERS)
 
 
 def scribble(rng):

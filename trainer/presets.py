@@ -48,10 +48,9 @@ PRESETS = {
     # The best MLP found within three minutes on two cores (docs/benchmarks.md).
     "mlp": TrainConfig(preset="mlp"),
     # A small convolutional network, trained against the ways uploads differ from MNIST, and
-    # on 20,000 generated non-digits so that it can say "not a digit"; 60,000 samples an epoch
-    # keep the run's length.
+    # on 20,000 generated non-digits so that it can say "not a digit".
     "cnn": TrainConfig(preset="cnn", conv=((32, 5), (64, 3)), batchnorm=True, hidden=(256,), epochs=12,
-                       lr=2e-3, augment="handwriting", outliers=20_000, epoch_size=60_000),
+                       lr=2e-3, augment="handwriting", outliers=20_000),
 }
 
 

@@ -101,7 +101,7 @@ def train_once(cfg, mnist, log_every=1):
     seconds = time.perf_counter() - start
     metrics = evaluate(net, x_test, y_test)
     if val is not None:
-        metrics["answers"] = calibrate.answers_block(net, (val[0], val[1].argmax(1)), (x_test, y_test))
+        metrics["answers"] = calibrate.answers_block(net, (val[0], val[1].argmax(1)), (x_test, y_test), cfg.seed)
     return net, history, seconds, metrics
 
 
