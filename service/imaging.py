@@ -127,7 +127,7 @@ def paper_only(img):
     near_desk = np.asarray(Image.fromarray(desk.view(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
     if border_pixels(desk).mean() < SURROUNDED and not ((grey < WRITING_RATIO * page) & ~near_desk).any():
         return img  # nothing written away from the "desk": it is the digit itself, cropped tight
-    sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(3))  # a cell inside
+    sheet = Image.fromarray((~desk).view(np.uint8) * 255).filter(ImageFilter.MinFilter(5))  # 2 cells inside
     fill, covered = Image.composite(cells, Image.new(img.mode, cells.size), sheet), sheet
     while covered.getextrema()[0] < 255:  # spread the sheet's colours outwards, a cell a step
         fill = Image.composite(fill, fill.filter(ImageFilter.MaxFilter(3)), covered)

@@ -37,6 +37,7 @@ MID = 4 * BOX        # strokes are thickened at this intermediate size
 SAMPLES = 20_000     # pixels looked at to learn the ink's colour
 MEAN_OF_CHANNELS = (1 / 3, 1 / 3, 1 / 3, 0)
 FLAT = 4             # paper whose border varies less than this (10th-50th percentile) is even
+SPECK = 0.08         # marks smaller than this part of the picture's longer side may be specks
 
 
 def to_batch(images):
@@ -131,7 +132,7 @@ def _extent(flags):
 def to_mnist(img):
     """One PIL image of any mode and size -> ``(784,)`` float32 in [0, 1], MNIST-like.
 
-    A picture without ink (blank, or a uniform colour) gives all zeros.
+    A picture without ink (blank, a uniform colour, or nothing but a speck) gives all zeros.
     """
     return _prepared(img)[0]
 
@@ -289,13 +290,31 @@ def digit_crop(ink):
         return None
     x, mask, lo, hi = found
     gap = max(2, round(0.05 * max(x.shape)))
-    ones = mask.view(np.uint8)
-    r0, r1 = _main_span(ones.sum(1, dtype=np.int32), gap)
-    c0, c1 = _main_span(ones[r0:r1].sum(0, dtype=np.int32), gap)
-    parts = _marks(ones[r0:r1], gap)
-    r0, r1 = _main_span(ones[:, c0:c1].sum(1, dtype=np.int32), gap)
+    for _ in range(4):  # the inkiest span, unless it is a speck: then the next one
+        ones = mask.view(np.uint8)
+        if not ones.any():
+            return None
+        r0, r1 = _main_span(ones.sum(1, dtype=np.int32), gap)
+        c0, c1 = _main_span(ones[r0:r1].sum(0, dtype=np.int32), gap)
+        parts = _marks(ones, (r0, r1), gap)
+        r0, r1 = _main_span(ones[:, c0:c1].sum(1, dtype=np.int32), gap)
+        if not speck(r0, r1, c0, c1, x.shape):
+            break
+        mask = mask.copy()
+        mask[r0:r1, c0:c1] = False
+    else:
+        return None
     crop, mask = x[r0:r1, c0:c1].astype(np.float32), mask[r0:r1, c0:c1]
     return np.clip((crop - lo) / max(hi - lo, 1.0), 0, 1), mask, parts
+
+
+def speck(r0, r1, c0, c1, shape):
+    """True for a mark in rows r0:r1 and columns c0:c1 of a ``shape`` picture that nobody wrote:
+    a dot, a small blot at the edge, or a line along the edge (slivers of a desk around a page)."""
+    side, longest = max(r1 - r0, c1 - c0), max(shape)
+    at_border = r0 == 0 or c0 == 0 or r1 == shape[0] or c1 == shape[1]
+    along_border = (r1 - r0 <= 3 and (r0 == 0 or r1 == shape[0])) or (c1 - c0 <= 3 and (c0 == 0 or c1 == shape[1]))
+    return along_border or side < SPECK * longest and (at_border or side <= 3)
 
 
 def ink_levels(ink):
@@ -312,15 +331,20 @@ def ink_levels(ink):
     return x, mask, t / 2, _percentile(hist, t + 1, 0.9)  # hi: typical strong ink, from the whole image
 
 
-def _marks(ones, gap):
-    """Marks side by side in ``ones: (h, w)`` uint8: runs of inked columns split by more than ``gap``
-    empty ones, counting those with a fifth of the largest one's ink and half its height."""
-    runs = column_runs(ones.sum(0, dtype=np.int32), gap)
-    if len(runs) < 2:
-        return len(runs)
-    heights = [np.ptp(np.flatnonzero(ones[:, c0:c1].any(1))) + 1 for c0, c1, _ in runs]
-    masses = [mass for _, _, mass in runs]
-    return sum(m >= 0.2 * max(masses) and h >= 0.5 * max(heights) for m, h in zip(masses, heights))
+def _marks(ones, rows, gap):
+    """Marks side by side in ``ones``'s rows ``rows[0]:rows[1]``: runs of inked columns split by
+    more than ``gap`` empty ones that are not specks, counting those with a fifth of the largest
+    one's ink and half its height. At least 1: the caller found a mark there."""
+    band = ones[rows[0]:rows[1]]
+    marks = []
+    for c0, c1, mass in column_runs(band.sum(0, dtype=np.int32), gap):
+        inked = np.flatnonzero(band[:, c0:c1].any(1)) + rows[0]
+        if not speck(inked[0], inked[-1] + 1, c0, c1, ones.shape):
+            marks.append((mass, inked[-1] - inked[0] + 1))
+    if len(marks) < 2:
+        return 1
+    most, tallest = max(m for m, _ in marks), max(h for _, h in marks)
+    return sum(m >= 0.2 * most and h >= 0.5 * tallest for m, h in marks)
 
 
 def column_runs(profile, gap):

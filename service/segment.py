@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.imaging import paper_only, standard, upright
-from service.preprocess import WORK_SIDE, centred, column_runs, fit_box, ink_levels, ink_map
+from service.preprocess import WORK_SIDE, centred, column_runs, fit_box, ink_levels, ink_map, speck
 
 MIN_INK = 0.12      # of the inkiest mark's ink: less is a speck, a dot or a stray line
 MIN_HEIGHT = 0.35   # of the tallest mark's height: shorter is a comma, a dot or a dash
@@ -77,7 +77,8 @@ def _marks(mask):
         return []
     most = max(m[4] for m in marks)
     tallest = max(m[1] - m[0] for m in marks)
-    return [m[:4] for m in marks if m[4] >= MIN_INK * most and m[1] - m[0] >= MIN_HEIGHT * tallest]
+    return [m[:4] for m in marks if m[4] >= MIN_INK * most and m[1] - m[0] >= MIN_HEIGHT * tallest
+            and not speck(*m[:4], mask.shape)]
 
 
 def _split(mask, r0, r1, c0, c1):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from service.decode import ImageTooLarge, InvalidImage, decode_grey_png, decode_image
-from service.preprocess import to_batch, to_mnist
+from service.preprocess import prepare, to_batch, to_mnist
 from tests import uploads
 
 LIMIT = 4_000_000
@@ -485,3 +485,28 @@ def test_shrinking_at_decode_time_changes_no_result(mnist_test):
         assert max(small.size) <= 256, kind
         np.testing.assert_array_equal(to_batch([small]), to_mnist(img)[None], err_msg=kind)
     assert large >= 20  # photos and the like: the case this is about
+
+
+def test_an_empty_sheet_on_a_desk_holds_no_ink():
+    from tests.trust_uploads import blank_paper
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):  # slivers of desk left along the sheet's edges are not ink either
+        x, parts = prepare([decode_image(blank_paper(rng, desk=True), max_pixels=LIMIT)])
+        assert parts[0] == 0 and not x.any()
+
+
+def test_marks_side_by_side_are_counted_and_specks_are_not():
+    one = np.asarray(drawn_seven().convert("L"))
+    page = np.full((one.shape[0], 3 * one.shape[1]), 255, np.uint8)
+    page[:, :one.shape[1]] = one
+    _, parts = prepare([Image.fromarray(page)])
+    assert parts[0] == 1
+    page[:, 2 * one.shape[1]:] = one
+    _, parts = prepare([Image.fromarray(page)])
+    assert parts[0] == 2
+    page[:, 2 * one.shape[1]:] = 255
+    page[-3:, -40:] = 0  # a line along the bottom edge, as a desk leaves
+    page[10:12, -30:-28] = 0  # a dot
+    x, parts = prepare([Image.fromarray(page)])
+    assert parts[0] == 1 and similarity(x[0], to_mnist(drawn_seven())) > 0.95
