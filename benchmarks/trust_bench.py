@@ -20,7 +20,7 @@ Prints markdown tables:
   share answered ``not_a_digit`` or ``no_digit``, and the AUROC of the
   response's confidence against MNIST test digits (no_digit lowest);
 - detector options, offline with the model's own logits: maximum softmax
-  probability, calibrated, energy; for ``--baseline-model-dir`` too;
+  probability, calibrated, the sum of the top two, energy; for ``--baseline-model-dir`` too;
 - ``/read`` on composed numbers of 2-6 MNIST test digits, apart or touching,
   on a canvas or photographed on paper, and on numbers typed in handwriting
   fonts: whole-number accuracy by length;
@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))  # tests/ is not part of the installed package
 
 from neuralnet.calibration import ece, softmax  # noqa: E402
 from neuralnet.model_io import list_versions, load_version  # noqa: E402
-from service.answers import STATUSES, energy  # noqa: E402
+from service.answers import STATUSES, energy, top2_probability  # noqa: E402
 from service.predict import decode_all  # noqa: E402
 from service.preprocess import prepare  # noqa: E402
 from tests import trust_uploads as tu  # noqa: E402
@@ -344,8 +344,9 @@ def temperature(card):
 def detector_scores(net, card, x, parts):
     """``{detector: (n,) digit scores}``; images without ink score lowest under every detector."""
     z = net.logits(x).astype(np.float64)
-    scores = {"max softmax": softmax(z).max(axis=1), "calibrated max prob": softmax(z, temperature(card)).max(axis=1),
-              "energy": energy(None, z)}
+    p = softmax(z, temperature(card))
+    scores = {"max softmax": softmax(z).max(axis=1), "calibrated max prob": p.max(axis=1),
+              "calibrated top-2 sum": top2_probability(p, z), "energy": energy(None, z)}
     for s in scores.values():
         s[parts == 0] = -np.inf
     return scores
