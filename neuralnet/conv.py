@@ -30,14 +30,27 @@ def pad(x, padding):
 
 
 def im2col(x, k, stride, padding):
-    """Every ``k x k`` window of ``x: (n, h, w, c)`` as ``(n, h_out, w_out, k, k, c)``, contiguous.
+    """Every ``k x k`` window of ``x: (n, h, w, c)`` as a row: ``(n*h_out*w_out, k*k*c)``.
 
-    ``sliding_window_view`` makes the windows without copying, as
-    ``(n, h_out, w_out, c, k, k)``; one copy puts each window's pixels in
-    ``(k, k, c)`` order, the order of the kernel's rows.
+    A row holds its window's pixels in ``(k, k, c)`` order, the order of the
+    kernel's rows. ``sliding_window_view`` makes the windows without copying,
+    as ``(n, h_out, w_out, c, k, k)``, and one copy reorders them. For one
+    channel, that copy would move runs of only ``k`` pixels; instead each of
+    the ``k*k`` offsets copies whole shifted images into a row of the
+    transpose, and the result is that transpose's (Fortran-ordered) view,
+    which matrix products take as they are.
     """
-    windows = sliding_window_view(pad(x, padding), (k, k), axis=(1, 2))[:, ::stride, ::stride]
-    return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))
+    xp = pad(x, padding)
+    n, _, _, c = x.shape
+    h_out, w_out = (output_size(size, k, stride, padding) for size in x.shape[1:3])
+    if c == 1:
+        cols = np.empty((k, k, n, h_out, w_out), dtype=x.dtype)
+        for i in range(k):
+            for j in range(k):
+                cols[i, j] = xp[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride, 0]
+        return cols.reshape(k * k, -1).T
+    windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(-1, k * k * c)
 
 
 def input_grad(delta, W, shape, stride, padding):
@@ -91,18 +104,18 @@ class Conv2D(Layer):
         self.needs_input_grad = True
 
     def forward(self, x, training=False):
-        k, _, c_in, c_out = self.W.shape
-        cols = im2col(x, k, self.stride, self.padding)
-        z = cols.reshape(-1, k * k * c_in) @ self.W.reshape(-1, c_out)
+        k, _, _, c_out = self.W.shape
+        cols = im2col(x, k, self.stride, self.padding)  # (n*h_out*w_out, k*k*c_in)
+        z = cols @ self.W.reshape(-1, c_out)
         z += self.b
         if training:
             self.x_shape, self.cols = x.shape, cols
-        return z.reshape(*cols.shape[:3], c_out)
+        return z.reshape(len(x), *self.output_shape(x.shape[1:]))
 
     def backward(self, delta):
-        k, _, c_in, c_out = self.W.shape
+        c_out = self.W.shape[3]
         d2 = delta.reshape(-1, c_out)
-        np.matmul(self.cols.reshape(-1, k * k * c_in).T, d2, out=self.dW.reshape(-1, c_out))
+        np.matmul(self.cols.T, d2, out=self.dW.reshape(-1, c_out))
         np.sum(d2, axis=0, out=self.db)
         if not self.needs_input_grad:
             return None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neuralnet import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Network, Reshape
-from neuralnet.conv import im2col, input_grad
+from neuralnet.conv import im2col, input_grad, output_size
 from tests.helpers import numeric_grad, rel_error
 
 
@@ -59,14 +59,28 @@ def test_conv2d_matches_the_definition_and_its_gradients_check(rng, k, stride, p
     check_layer_gradients(layer, x, rng)
 
 
+@pytest.mark.parametrize("channels", [1, 3])  # one channel has a path of its own
+@pytest.mark.parametrize("k,stride,padding,side", CONV_CASES)
+def test_im2col_rows_are_the_windows(rng, k, stride, padding, side, channels):
+    x = rng.normal(size=(2, side, side + 1, channels))
+    cols = im2col(x, k, stride, padding)
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    h_out, w_out = (xp.shape[1] - k) // stride + 1, (xp.shape[2] - k) // stride + 1
+    assert cols.shape == (2 * h_out * w_out, k * k * channels)
+    rows = cols.reshape(2, h_out, w_out, -1)
+    for i in range(h_out):
+        for j in range(w_out):
+            window = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+            np.testing.assert_array_equal(rows[:, i, j], window.reshape(2, -1))
+
+
 @pytest.mark.parametrize("k,stride,padding,side", CONV_CASES)
 def test_input_grad_is_the_adjoint_of_the_convolution(rng, k, stride, padding, side):
     # <conv(x), d> == <x, input_grad(d)> for every x and d: the definition of the transpose
     x = rng.normal(size=(2, side, side + 1, 3))
     W = rng.normal(size=(k, k, 3, 4))
-    cols = im2col(x, k, stride, padding)
-    z = cols.reshape(-1, k * k * 3) @ W.reshape(-1, 4)
-    d = rng.normal(size=(*cols.shape[:3], 4))
+    z = im2col(x, k, stride, padding) @ W.reshape(-1, 4)  # (2 * h_out * w_out, 4)
+    d = rng.normal(size=(2, output_size(side, k, stride, padding), output_size(side + 1, k, stride, padding), 4))
     dx = input_grad(d, W, x.shape, stride, padding)
     assert dx.shape == x.shape
     assert np.isclose(np.sum(z * d.reshape(z.shape)), np.sum(x * dx))
