@@ -8,7 +8,7 @@ averages, so a prediction does not depend on what else is in the batch.
 """
 import numpy as np
 
-from neuralnet.layers import Layer
+from neuralnet.layers import Layer, column_sums
 
 
 class BatchNorm(Layer):
@@ -37,26 +37,41 @@ class BatchNorm(Layer):
             # fold the running statistics into one scale and shift
             scale = self.gamma / np.sqrt(self.running_var + self.eps)
             return x * scale + (self.beta - self.running_mean * scale)
-        axes = tuple(range(x.ndim - 1))
-        mean, var = x.mean(axis=axes), x.var(axis=axes)
-        count, keep = x.size // x.shape[-1], self.momentum
+        x2 = x.reshape(-1, x.shape[-1])  # (m, c): one row per sample (or per pixel of an image)
+        m = len(x2)
+        mean = column_sums(x2) / m
+        xc = x2 - mean
+        sq = np.square(xc)
+        var = column_sums(sq) / m
+        keep = self.momentum
         self.running_mean *= keep
         self.running_mean += (1 - keep) * mean
         self.running_var *= keep
-        self.running_var += (1 - keep) * count / max(1, count - 1) * var  # the unbiased estimate, for inference
+        self.running_var += (1 - keep) * m / max(1, m - 1) * var  # the unbiased estimate, for inference
         self.inv_std = 1 / np.sqrt(var + self.eps)
-        self.xhat = (x - mean) * self.inv_std
-        return self.xhat * self.gamma + self.beta
+        # xhat and y take over xc's and sq's memory: no pass over the data allocates twice
+        self.xhat = np.multiply(xc, self.inv_std, out=xc)
+        y = np.multiply(self.xhat, self.gamma, out=sq)
+        y += self.beta
+        return y.reshape(x.shape)
 
     def backward(self, delta):
-        axes = tuple(range(delta.ndim - 1))
-        m = delta.size // delta.shape[-1]  # samples per feature
-        np.sum(delta * self.xhat, axis=axes, out=self.dgamma)
-        np.sum(delta, axis=axes, out=self.dbeta)
+        d2 = delta.reshape(-1, delta.shape[-1])  # (m, c), as in forward
+        m = len(d2)
+        tmp = d2 * self.xhat
+        self.dgamma[:] = column_sums(tmp)
+        self.dbeta[:] = column_sums(d2)
         if not self.needs_input_grad:
             return None
-        # dL/dx = gamma / sigma * (delta - mean(delta) - xhat * mean(delta * xhat))
-        return (self.gamma * self.inv_std) * (delta - self.dbeta / m - self.xhat * (self.dgamma / m))
+        # dL/dx = gamma / sigma * (delta - mean(delta) - xhat * mean(delta * xhat)), with the
+        # per-feature factors multiplied out first so each term is one pass, written over delta
+        # (each backward hands on a fresh array, which the receiving layer may overwrite)
+        scale = self.gamma * self.inv_std
+        np.multiply(self.xhat, scale * (self.dgamma / m), out=tmp)
+        dx = np.multiply(d2, scale, out=d2)
+        dx -= tmp
+        dx -= scale * (self.dbeta / m)
+        return dx.reshape(delta.shape)
 
     def parameters(self):
         return [(self.gamma, self.dgamma), (self.beta, self.dbeta)]

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neuralnet.init import INITIALISERS
-from neuralnet.layers import Layer
+from neuralnet.layers import Layer, column_sums
 
 
 def output_size(size, kernel, stride, padding):
@@ -116,7 +116,7 @@ class Conv2D(Layer):
         c_out = self.W.shape[3]
         d2 = delta.reshape(-1, c_out)
         np.matmul(self.cols.T, d2, out=self.dW.reshape(-1, c_out))
-        np.sum(d2, axis=0, out=self.db)
+        self.db[:] = column_sums(d2)
         if not self.needs_input_grad:
             return None
         return input_grad(delta, self.W, self.x_shape, self.stride, self.padding)

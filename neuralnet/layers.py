@@ -13,6 +13,15 @@ from neuralnet import activations
 from neuralnet.init import INITIALISERS
 
 
+def column_sums(a):
+    """``a: (m, d)`` summed over its rows, ``(d,)``.
+
+    As a matrix-vector product (a row of ones times ``a``), which BLAS runs on
+    every core; NumPy's ``sum(axis=0)`` runs on one.
+    """
+    return np.ones(len(a), dtype=a.dtype) @ a
+
+
 class Layer:
     """Base class. ``forward(x, training=True)`` keeps what ``backward`` needs for
     that batch; with ``training=False`` it stores nothing, so one network can
@@ -73,7 +82,7 @@ class Dense(Layer):
 
     def backward(self, delta):
         np.matmul(self.x.T, delta, out=self.dW)
-        np.sum(delta, axis=0, out=self.db)
+        self.db[:] = column_sums(delta)
         return delta @ self.W.T if self.needs_input_grad else None
 
     def parameters(self):
