@@ -7,7 +7,10 @@ through the model in one batch and is judged as /predict judges images
 both whole and in pieces, and whichever the model is surer of is kept. A
 reading's status is its worst digit's: a mark that is not a digit makes the
 reading ``not_a_digit`` (its place in ``text`` is ``?``), an uncertain digit
-makes it ``uncertain``; no ink is ``no_digit``.
+makes it ``uncertain``; no ink is ``no_digit``. Inside a number most marks
+are digits: when fewer than half of a reading's marks fall below the digit
+score threshold, those are read as their likeliest digit and marked
+``uncertain`` instead, since one rejected digit would spoil the whole number.
 """
 import numpy as np
 import orjson
@@ -78,6 +81,9 @@ def _reading(digits):
     """One image's reading from its digits, each ``((box, x), probabilities, status)``."""
     if not digits:
         return {"text": "", "status": answers.NO_DIGIT, "confidence": None, "digits": []}
+    doubtful = sum(status == answers.NOT_A_DIGIT for _, _, status in digits)
+    if 2 * doubtful < len(digits):  # mostly digits: a doubtful mark is read, and flagged
+        digits = [(d, p, answers.UNCERTAIN if s == answers.NOT_A_DIGIT else s) for d, p, s in digits]
     out, text = [], ""
     for (box, _), p, status in digits:
         best, confidence = int(p.argmax()), round(float(p.max()), 6)
