@@ -3,7 +3,16 @@ import numpy as np
 import pytest
 
 from neuralnet.model_io import ModelFormatError, load_verified, load_version, save_version
-from tests.helpers import COMMITTED_MLP, COMMITTED_MODEL, edit_card, rehash, rewrite_npz, tiny_cnn, write_version
+from tests.helpers import (
+    COMMITTED_DIGITS_ONLY,
+    COMMITTED_MLP,
+    COMMITTED_MODEL,
+    edit_card,
+    rehash,
+    rewrite_npz,
+    tiny_cnn,
+    write_version,
+)
 
 
 def bomb(path):
@@ -39,13 +48,18 @@ def test_a_cnn_round_trips_bit_for_bit(tmp_path):
         np.testing.assert_array_equal(npz["var1"], net.layers[3].running_var)
 
 
-def test_the_committed_mlp_and_cnn_both_load_and_pass_their_probes():
+def test_the_committed_mlp_and_cnns_all_load_and_pass_their_probes():
     _, card, probe_checked = load_verified(COMMITTED_MLP)
     assert [spec["type"] for spec in card["architecture"]["layers"]][:2] == ["dense", "activation"]
     assert card["architecture"]["layers"][0]["weights"] == "W0" and probe_checked
-    _, card, probe_checked = load_verified(COMMITTED_MODEL)
+    _, card, probe_checked = load_verified(COMMITTED_DIGITS_ONLY)
     assert "conv2d" in [spec["type"] for spec in card["architecture"]["layers"]] and probe_checked
     assert card["training"]["preset"] == "cnn" and card["metrics"]["test_accuracy"] >= 0.995
+    assert "answers" not in card  # trained before the block existed: served with temperature 1
+    _, card, probe_checked = load_verified(COMMITTED_MODEL)
+    assert "conv2d" in [spec["type"] for spec in card["architecture"]["layers"]] and probe_checked
+    assert card["training"]["outliers"] == 20_000 and card["metrics"]["test_accuracy"] >= 0.994
+    assert card["answers"]["score"] == "top2_probability"
 
 
 BROKEN = {
