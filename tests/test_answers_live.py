@@ -16,10 +16,10 @@ pytestmark = pytest.mark.integration
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
-def typed(text, size=(120, 120)):
+def typed(text, size=(120, 120), points=80):
     """``text`` typed black on white in DejaVu Sans, as the issue tried it: a PNG."""
     img = Image.new("L", size, 255)
-    ImageDraw.Draw(img).text((size[0] // 2, size[1] // 2), text, font=ImageFont.truetype(DEJAVU, 80),
+    ImageDraw.Draw(img).text((size[0] // 2, size[1] // 2), text, font=ImageFont.truetype(DEJAVU, points),
                              fill=0, anchor="mm")
     return png(np.asarray(img))
 

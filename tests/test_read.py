@@ -117,3 +117,17 @@ def test_read_needs_the_api_key_when_one_is_set(config):
     assert_error(client.post("/read", data=GOOD, content_type="image/png"), 401, "unauthorized")
     r = client.post("/read", data=GOOD, content_type="image/png", headers={"X-API-Key": "s3cret"})
     assert r.status_code == 200 and r.get_json()["readings"][0]["status"] == "no_digit"
+
+
+def test_letters_are_not_read_as_a_number_and_a_stray_mark_in_one_is_flagged(real_client, mnist_test):
+    from tests.test_answers_live import typed
+
+    letters = typed("A K X", size=(420, 120))
+    [reading] = read(real_client, letters)["readings"]
+    assert reading["status"] == "not_a_digit" and reading["text"] == "???"
+    assert [d["digit"] for d in reading["digits"]] == [None, None, None]
+    pixels, text, _ = number(*mnist_test, range(0, 3), gap=20)
+    letter = np.asarray(Image.open(io.BytesIO(typed("K", size=(40, pixels.shape[0]), points=26))))
+    [reading] = read(real_client, png(np.concatenate([pixels, letter], axis=1)))["readings"]
+    assert reading["status"] == "uncertain" and reading["text"][:3] == text and len(reading["text"]) == 4
+    assert [d["status"] for d in reading["digits"]] == ["ok", "ok", "ok", "uncertain"]
