@@ -6,6 +6,7 @@ import pytest
 
 from neuralnet.calibration import fit_temperature, softmax
 from neuralnet.model_io import load_version
+from tests.helpers import edit_card
 from trainer import calibrate, nondigits
 from trainer.data import load_mnist
 from trainer.presets import preset
@@ -20,11 +21,11 @@ def trained(mnist_dir, tmp_path_factory):
     path = run(cfg, mnist, tmp_path_factory.mktemp("models"), "mnist")
     net, card = load_version(path)
     _, (x_val, y_val), (x_test, y_test) = split(mnist, cfg, np.random.default_rng(cfg.seed))
-    return card, net, (x_val, y_val.argmax(1)), (x_test, y_test)
+    return card, net, (x_val, y_val.argmax(1)), (x_test, y_test), path, mnist
 
 
 def test_the_temperature_is_fitted_on_the_validation_split_and_not_on_the_test_set(trained):
-    card, net, (x_val, y_val), (x_test, y_test) = trained
+    card, net, (x_val, y_val), (x_test, y_test) = trained[:4]
     block = card["answers"]
     assert block["temperature"] == pytest.approx(fit_temperature(net.logits(x_val), y_val), rel=1e-4)
     assert block["temperature"] != pytest.approx(fit_temperature(net.logits(x_test), y_test), rel=1e-3)
@@ -32,7 +33,7 @@ def test_the_temperature_is_fitted_on_the_validation_split_and_not_on_the_test_s
 
 
 def test_the_thresholds_flag_the_stated_share_of_validation_digits(trained):
-    card, net, (x_val, _), _ = trained
+    card, net, (x_val, _), _ = trained[:4]
     block = card["answers"]
     p = softmax(net.logits(x_val), block["temperature"])
     score = calibrate.top2(p)
@@ -42,6 +43,13 @@ def test_the_thresholds_flag_the_stated_share_of_validation_digits(trained):
         calibrate.UNCERTAIN_RATE, abs=0.001)
     assert block["read_digit_score_threshold"] <= block["digit_score_threshold"]
     assert block["test_ece"]["bins"] == 15 and block["test_ece"]["after"] < block["test_ece"]["before"]
+
+
+def test_a_version_without_the_block_gets_it_refitted_in_place(trained):
+    card, path, mnist = trained[0], trained[4], trained[5]
+    edit_card(path, lambda c: c.pop("answers"))
+    assert calibrate.refit(path, mnist) == card["answers"]
+    assert load_version(path)[1]["answers"] == card["answers"]  # and the version still loads, checks and all
 
 
 def test_the_card_records_the_non_digits_it_was_trained_on(trained):

@@ -21,16 +21,31 @@ the test set, which only reports what came of it:
   "uncertain", set so that a share ``UNCERTAIN_RATE`` of the validation digits
   that pass the first threshold falls below it: those hold most of its errors.
 
-Together they flag about 0.8% of held-out digits, which leaves the issue's
-budget of 1% for MNIST test images answered anything but "ok".
+Together they flag about 0.5% of held-out digits: the issue allows 1% of
+MNIST test images answered anything but "ok", and asks that 99% be answered
+"ok" with the right digit, which a model right on 99.4% of them meets only if
+few of its right answers are flagged.
+
+A version written before the block existed, or before these rates, gets
+its block (re)fitted in place, from its card's seed and validation split:
+
+    python -m trainer.calibrate models/mnist/3 [--data-dir path/to/mnist]
 """
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 
 from neuralnet.calibration import ECE_BINS, ece, fit_temperature, softmax
+from neuralnet.model_io import CARD, load_version
 from trainer import augment
 
-NOT_A_DIGIT_RATE = 0.004
-UNCERTAIN_RATE = 0.004
+NOT_A_DIGIT_RATE = 0.0025
+UNCERTAIN_RATE = 0.0025
 SCORE = "top2_probability"
 
 
@@ -62,3 +77,42 @@ def answers_block(net, validation, test, seed=0):
         "test_ece": {"bins": ECE_BINS, "before": round(ece(p_test, y_test), 6),
                      "after": round(ece(p_calibrated, y_test), 6)},
     }
+
+
+def refit(version_dir, mnist):
+    """Rewrite the ``answers`` block of the version in ``version_dir``, atomically; returns the block.
+
+    Only the card changes (the weights' checksum covers model.npz alone), so a
+    running service reloads the version, checked like any other, when it next scans.
+    """
+    from trainer.train import split  # the trainer's own split, drawn as the run drew it
+
+    net, card = load_version(version_dir)
+    training = card.get("training", {})
+    if not training.get("val_split") or "seed" not in training:
+        raise SystemExit(f"{version_dir}: its card records no validation split to fit on")
+    _, val, (x_test, y_test) = split(mnist, SimpleNamespace(val_split=training["val_split"]),
+                                     np.random.default_rng(training["seed"]))
+    card["answers"] = answers_block(net, (val[0], val[1].argmax(1)), (x_test, y_test), training["seed"])
+    path = Path(version_dir) / CARD
+    tmp = path.with_name(f".{CARD}.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, path)
+    return card["answers"]
+
+
+def main(argv=None):
+    from trainer.data import load_mnist
+
+    p = argparse.ArgumentParser(description="Refit a model version's answers block on its validation split.")
+    p.add_argument("version_dir", help="a version directory, e.g. models/mnist/3")
+    p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"),
+                   help="the four MNIST IDX files (env MNIST_DIR)")
+    args = p.parse_args(argv)
+    block = refit(args.version_dir, load_mnist(args.data_dir))
+    print(json.dumps(block, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
