@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PAYLOAD = "28x28 PNG"
+PAYLOAD = "28x28 png"  # serve_bench.py's name for a single 28x28 PNG as the raw body
 
 
 def rates(tree, args, out):

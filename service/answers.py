@@ -75,17 +75,10 @@ class Policy:
 def judge(policy: Policy, z: NDArray[np.floating], parts: NDArray[np.integer]) -> tuple[NDArray, list[str]]:
     """Calibrated probabilities ``(n, 10)`` and a status per row, for logits ``z: (n, 10)`` and the
     number of marks preprocessing found in each image, ``parts: (n,)``."""
-    p = softmax(z.astype(np.float64), policy.temperature)
-    score = SCORES[policy.score](p, z.astype(np.float64))
-    confident = p.max(axis=1) >= policy.confidence
-    statuses = []
-    for i, n in enumerate(parts.tolist()):
-        if n == 0:
-            statuses.append(NO_DIGIT)
-        elif score[i] < policy.digit_score:
-            statuses.append(NOT_A_DIGIT)
-        elif n > 1:
-            statuses.append(SEVERAL)
-        else:
-            statuses.append(OK if confident[i] else UNCERTAIN)
+    z = z.astype(np.float64)
+    p = softmax(z, policy.temperature)
+    is_digit = (SCORES[policy.score](p, z) >= policy.digit_score).tolist()
+    confident = (p.max(axis=1) >= policy.confidence).tolist()
+    statuses = [NO_DIGIT if n == 0 else NOT_A_DIGIT if not digit else SEVERAL if n > 1 else OK if sure else UNCERTAIN
+                for n, digit, sure in zip(parts.tolist(), is_digit, confident)]
     return p, statuses
