@@ -15,8 +15,8 @@ own preprocessing, so that non-digits reach the network as uploads will:
   characters that look like digits (``LOOK_ALIKES``); the other five families
   are kept for measuring how well this carries over to unseen writing;
 - ``scribbles``: tangles of random pen strokes with sharp turns;
-- ``shapes``: filled and outlined polygons and ellipses, like silhouettes of
-  objects, and textures of noise.
+- ``shapes``: filled polygons and ellipses, like silhouettes of objects, and
+  textures of noise (no outlines: a ring drawn with a pen is a 0).
 
     x = generate(6000, np.random.default_rng(0))   # (6000, 784) float32 in [0, 1]
 """
@@ -95,26 +95,24 @@ def scribble(rng):
 
 
 def shape(rng):
-    """A filled or outlined polygon or ellipse, or several; or a patch of noise."""
+    """Filled polygons or ellipses, one to three, like silhouettes of objects; or a patch of
+    noise. Never an outline alone: a ring or a box drawn with a pen is how people write 0."""
     img, draw = _canvas()
-    kind = rng.integers(4)
-    if kind == 3:  # texture: speckles and blotches, as a photo of fabric or a noisy blank
+    kind = rng.integers(3)
+    if kind == 2:  # texture: speckles and blotches, as a photo of fabric or a noisy blank
         noise = rng.random((CANVAS // 4, CANVAS // 4)) < rng.uniform(0.2, 0.7)
-        img = Image.fromarray((noise * 255).astype(np.uint8)).resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
-        return img
+        return Image.fromarray((noise * 255).astype(np.uint8)).resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
     for _ in range(int(rng.integers(1, 4))):
-        filled = rng.random() < 0.6
-        fill, outline, width = (255, None, 1) if filled else (None, 255, int(rng.integers(3, 9)))
         if kind == 0:
             x0, y0 = rng.uniform(5, 45, 2)
             x1, y1 = rng.uniform(50, 91, 2)
-            draw.ellipse((x0, y0, x1, y1), fill=fill, outline=outline, width=width)
+            draw.ellipse((x0, y0, x1, y1), fill=255)
         else:
-            sides = int(rng.integers(3, 9)) if kind == 1 else 4
+            sides = int(rng.integers(3, 9))
             centre, radius = rng.uniform(35, 61, 2), rng.uniform(20, 45)
             angles = np.sort(rng.uniform(0, 2 * np.pi, sides))
             points = centre + radius * np.c_[np.cos(angles), np.sin(angles)] * rng.uniform(0.6, 1, (sides, 1))
-            draw.polygon([tuple(p) for p in points], fill=fill, outline=outline, width=width)
+            draw.polygon([tuple(p) for p in points], fill=255)
     return img
 
 
