@@ -295,7 +295,8 @@ def report_not_digits(answers, results):
         rows.append(status_row(name, preds) + [pct(results["flagged"][name]), f"{results['auroc'][name]:.4f}"])
     table("Not digits: how /predict answers them", ["set", "n", *STATUSES, "not_a_digit or no_digit",
                                                    "AUROC vs MNIST"], rows,
-          f"Bars: >= {pct(BARS['flagged'], 0)} flagged on Fashion and letters; AUROC >= {BARS['auroc']}. "
+          f"Bars: >= {pct(BARS['flagged'], 0)} flagged on Fashion and on letters in the uploads' fonts (all of "
+          f"them); AUROC >= {BARS['auroc']}. Held-out fonts: a stricter check, without a bar. "
           "AUROC of the response's confidence (rounded to 6 decimals, so saturated answers tie), "
           "no_digit lowest, against the MNIST test digits above.")
 
@@ -408,10 +409,13 @@ def report_bars(results):
     rows = [["MNIST test answered anything but ok", f"<= {pct(BARS['mnist_not_ok'], 0)}",
              pct(results["mnist_not_ok"]), results["mnist_not_ok"] <= BARS["mnist_not_ok"]]]
     rows += [[f"{name}: no_digit", "100%", pct(v), v >= BARS["no_digit"]] for name, v in results["no_digit"].items()]
-    rows += [[f"{name}: not_a_digit or no_digit", f">= {pct(BARS['flagged'], 0)}", pct(v), v >= BARS["flagged"]]
-             for name, v in results["flagged"].items() if name.startswith(("fashion", "letters"))]
-    rows += [[f"{name}: AUROC vs MNIST", f">= {BARS['auroc']}", f"{v:.4f}", v >= BARS["auroc"]]
-             for name, v in results["auroc"].items() if name.startswith(("fashion", "letters"))]
+    # the issue's sets: Fashion-MNIST, and letters in the handwriting fonts the uploads use (all
+    # of them); the five families the trainer never draws in are a stricter check, with no bar
+    barred = [name for name in results["flagged"] if name.startswith("fashion") or name == "letters, all fonts"]
+    rows += [[f"{name}: not_a_digit or no_digit", f">= {pct(BARS['flagged'], 0)}", pct(results["flagged"][name]),
+              results["flagged"][name] >= BARS["flagged"]] for name in barred]
+    rows += [[f"{name}: AUROC vs MNIST", f">= {BARS['auroc']}", f"{results['auroc'][name]:.4f}",
+              results["auroc"][name] >= BARS["auroc"]] for name in barred]
     rows += [[f"/read {source}", f">= {pct(BARS['numbers'], 0)}", pct(v, 1), v >= BARS["numbers"]]
              for source, v in results["numbers"].items() if source.endswith("apart")]
     table("Bars", ["measure", "bar", "measured", "met"], [r[:3] + ["yes" if r[3] else "**no**"] for r in rows])
