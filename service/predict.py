@@ -75,13 +75,19 @@ def _open_with_pillow(i, blob, max_pixels):
         raise ApiError(400, "invalid_image", f"image {i}: {exc}") from None
 
 
-@bp.post("/predict")
-def predict():
-    model = serving_model()
+def uploaded_images(sizes=None):
+    """The request's images, decoded within the configured limits (:func:`decode_all`, which
+    fills ``sizes``), their bytes counted in the metrics."""
     cfg = state().config
     blobs = image_blobs(request, cfg.max_batch_images)
     state().metrics.upload_bytes.inc(sum(map(len, blobs)))
-    x, parts = preprocess.prepare(decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels))
+    return decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels, sizes)
+
+
+@bp.post("/predict")
+def predict():
+    model = serving_model()  # 503 before the body is read, when there is no model
+    x, parts = preprocess.prepare(uploaded_images())
     p, statuses = answer(model, x, parts)
     return Response(encode_predictions(model, p, statuses), mimetype="application/json")
 

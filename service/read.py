@@ -14,14 +14,13 @@ score threshold, those are read as their likeliest digit and marked
 """
 import numpy as np
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from PIL import Image
 
 from service import answers, segment
 from service.inference import count_answers, judged, serving_model
-from service.predict import decode_all, model_json
+from service.predict import model_json, uploaded_images
 from service.state import state
-from service.uploads import image_blobs
 
 bp = Blueprint("read", __name__)
 
@@ -32,11 +31,8 @@ WORST_FIRST = (answers.NOT_A_DIGIT, answers.UNCERTAIN, answers.OK)
 @bp.post("/read")
 def read():
     model = serving_model()
-    cfg = state().config
-    blobs = image_blobs(request, cfg.max_batch_images)
-    state().metrics.upload_bytes.inc(sum(map(len, blobs)))
     sizes = []
-    images = decode_all(blobs, cfg.max_image_pixels, cfg.max_request_pixels, sizes)
+    images = uploaded_images(sizes)
     found = [segment.marks(_pil(img), size) for img, size in zip(images, sizes)]
     candidates = [digit for marks in found if len(marks) <= MAX_MARKS for mark in marks
                   for digit in mark.whole + (mark.pieces or [])]
