@@ -126,3 +126,15 @@ def test_clothes_are_not_digits(server):
     statuses = [p["status"] for p in answers(server, "/predict", *(png(img) for img in clothes))]
     # the benchmark's bar is 95% of 10,000 (benchmarks/trust_bench.py); 64 of them are a smoke test
     assert sum(s in ("not_a_digit", "no_digit") for s in statuses) >= 0.9 * len(statuses)
+
+
+def test_the_python_client_reads_numbers_and_gets_statuses(server, mnist_test):
+    from service.client import Client
+
+    images, labels = mnist_test
+    three, text, _ = number(images, labels, range(0, 3), gap=6)
+    client = Client(server.url, timeout=10)
+    reading = client.read(png(three))
+    assert reading["text"] == text and reading["status"] == "ok" and len(reading["digits"]) == 3
+    assert [r["status"] for r in client.read_batch([GOOD, typed("A")])] == ["no_digit", "not_a_digit"]
+    assert client.predict(typed("A"))["status"] == "not_a_digit"
