@@ -85,7 +85,7 @@ def shrink(img):
     batch is decoded. The result is the same: the reduced image is already
     upright and standard, and too large for the 28x28 shortcut either way.
     """
-    return _reduced(standard(upright(img))) if max(img.size) > WORK_SIDE else img
+    return reduced(standard(upright(img))) if max(img.size) > WORK_SIDE else img
 
 
 def _plain(img):
@@ -152,7 +152,7 @@ def normalised(img):
 
 def _normalised(img):
     """``(normalised(img), parts)``: see :func:`prepare`."""
-    ink = ink_map(paper_only(_reduced(img)))
+    ink = ink_map(paper_only(reduced(img)))
     patch = None if ink is None else digit_crop(ink)
     if patch is None:
         return np.zeros(SIDE * SIDE, np.float32), 0
@@ -192,7 +192,7 @@ def _centre_of_mass(mass, total):
     return (mass.sum(1) @ np.arange(h)) / total, (mass.sum(0) @ np.arange(w)) / total
 
 
-def _reduced(img):
+def reduced(img):
     """``img`` box-averaged by an integer factor so its longer side is at most WORK_SIDE."""
     factor = -(-max(img.size) // WORK_SIDE)
     return img.reduce(factor) if factor > 1 else img

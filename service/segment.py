@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.imaging import paper_only, standard, upright
-from service.preprocess import WORK_SIDE, centred, column_runs, fit_box, ink_levels, ink_map, speck
+from service.preprocess import centred, column_runs, fit_box, ink_levels, ink_map, reduced, speck
 
 MIN_INK = 0.12      # of the inkiest mark's ink: less is a speck, a dot or a stray line
 MIN_HEIGHT = 0.35   # of the tallest mark's height: shorter is a comma, a dot or a dash
@@ -45,8 +45,7 @@ def marks(img, size=None):
     height)`` if given: the picture as uploaded, when ``img`` is a reduced copy.
     """
     img = standard(upright(img))
-    factor = -(-max(img.size) // WORK_SIDE)
-    work = paper_only(img.reduce(factor) if factor > 1 else img)
+    work = paper_only(reduced(img))
     size = img.size if size is None else size
     sx, sy = size[0] / work.size[0], size[1] / work.size[1]
     ink = ink_map(work)
