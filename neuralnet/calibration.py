@@ -11,15 +11,22 @@ error (ECE) measures the gap: bin predictions by confidence, and average
 import numpy as np
 from numpy.typing import NDArray
 
+from neuralnet import activations
+
 ECE_BINS = 15
 T_RANGE = (0.05, 20.0)
 
 
 def softmax(z: NDArray[np.floating], temperature: float = 1.0) -> NDArray[np.floating]:
     """Row-wise softmax of ``z / temperature``: ``(n, k)`` -> ``(n, k)`` rows summing to 1."""
-    s = z / np.asarray(temperature, dtype=z.dtype)
-    e = np.exp(s - s.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return activations.softmax(z / np.asarray(temperature, dtype=z.dtype))
+
+
+def top2(p: NDArray[np.floating]) -> NDArray[np.floating]:
+    """The digit score: the two largest probabilities of each row of ``p: (n, k)``, summed. High for
+    a digit, even one the network hesitates over between two classes; low where it spreads its
+    belief over all of them."""
+    return np.sort(p, axis=1)[:, -2:].sum(axis=1)
 
 
 def nll(z: NDArray[np.floating], labels: NDArray[np.integer], temperature: float) -> float:

@@ -23,16 +23,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralnet.calibration import softmax
+from neuralnet.calibration import softmax, top2
 
 OK, UNCERTAIN, NO_DIGIT, NOT_A_DIGIT, SEVERAL = "ok", "uncertain", "no_digit", "not_a_digit", "several_digits"
 STATUSES = (OK, UNCERTAIN, NO_DIGIT, NOT_A_DIGIT, SEVERAL)
 
 
 def top2_probability(p: NDArray[np.floating], z: NDArray[np.floating]) -> NDArray[np.floating]:
-    """The two largest probabilities, summed: high for a digit, even one the network hesitates
-    over between two classes; low where it spreads its belief over all ten."""
-    return np.sort(p, axis=1)[:, -2:].sum(axis=1)
+    return top2(p)
 
 
 def max_probability(p: NDArray[np.floating], z: NDArray[np.floating]) -> NDArray[np.floating]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from neuralnet.calibration import softmax
 from neuralnet.model_io import CARD, WEIGHTS, ModelFormatError, forward, list_versions, load_verified
 from neuralnet.network import Network
 
@@ -51,8 +52,7 @@ class ServedModel:
         """``x: (n, 784)`` float32 in [0, 1] -> ``(n, 10)`` probabilities (rows sum to 1)."""
         out = forward(self.network, self.card, x)
         if self.network.layers[-1].describe() != {"type": "activation", "name": "softmax"}:
-            out = np.exp(out - out.max(axis=1, keepdims=True))  # scores -> probabilities
-            out /= out.sum(axis=1, keepdims=True)
+            out = softmax(out)  # scores -> probabilities
         return out
 
     def logits(self, x: NDArray[np.float32]) -> NDArray[np.floating]:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from neuralnet.calibration import fit_temperature, softmax
+from neuralnet.calibration import fit_temperature, softmax, top2
 from neuralnet.model_io import load_version
 from tests.helpers import edit_card
 from trainer import calibrate, nondigits
@@ -36,7 +36,7 @@ def test_the_thresholds_flag_the_stated_share_of_validation_digits(trained):
     card, net, (x_val, _), _ = trained[:4]
     block = card["answers"]
     p = softmax(net.logits(x_val), block["temperature"])
-    score = calibrate.top2(p)
+    score = top2(p)
     assert np.mean(score < block["digit_score_threshold"]) == pytest.approx(calibrate.NOT_A_DIGIT_RATE, abs=0.001)
     passing = score >= block["digit_score_threshold"]
     assert np.mean(p.max(1)[passing] < block["confidence_threshold"]) == pytest.approx(

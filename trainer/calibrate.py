@@ -40,18 +40,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from neuralnet.calibration import ECE_BINS, ece, fit_temperature, softmax
+from neuralnet.calibration import ECE_BINS, ece, fit_temperature, softmax, top2
 from neuralnet.model_io import CARD, load_version
 from trainer import augment
 
 NOT_A_DIGIT_RATE = 0.0025
 UNCERTAIN_RATE = 0.0025
 SCORE = "top2_probability"
-
-
-def top2(p):
-    """The digit score: the two largest probabilities of each row of ``p: (n, 10)``, summed."""
-    return np.sort(p, axis=1)[:, -2:].sum(axis=1)
 
 
 def answers_block(net, validation, test, seed=0):
