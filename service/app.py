@@ -3,7 +3,7 @@ import time
 
 from flask import Flask, g, request
 
-from service import body, errors, health, logs, page, predict, read, security, v2
+from service import apidocs, body, errors, health, logs, page, predict, read, security, v2
 from service.config import Config
 from service.metrics import Metrics
 from service.model_store import ModelStore
@@ -39,6 +39,7 @@ def create_app(config=None):
     app.register_blueprint(health.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(page.bp)
+    app.register_blueprint(apidocs.bp)
     _instrument(app, metrics, config.access_log)
     security.init_app(app)  # after the request ID and timer start, before any body is read
     body.init_app(app)

@@ -19,7 +19,7 @@ from service.errors import ApiError
 from service.state import state
 
 OPEN_ENDPOINTS = {"health.ready", "health.live", "health.metrics", "page.index",
-                  "v2.server_metadata", "v2.live", "v2.ready"}
+                  "v2.server_metadata", "v2.live", "v2.ready", "apidocs.openapi", "apidocs.docs"}
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
