@@ -3,7 +3,8 @@ import time
 
 from flask import Flask, g, request
 
-from service import apidocs, body, errors, health, logs, page, predict, read, security, v2
+from service import admission, apidocs, body, errors, health, logs, page, predict, read, security, v2
+from service.admission import Admission
 from service.config import Config
 from service.metrics import Metrics
 from service.model_store import ModelStore
@@ -29,7 +30,8 @@ def create_app(config=None):
                        interval=config.reload_interval,
                        on_swap=lambda previous, model: metrics.model_swapped(previous, model, time.time()),
                        on_reject=lambda version, reason: metrics.reloads.labels("failure").inc())
-    install(app, State(config, store, metrics, body.PendingBytes(config.max_pending_bytes)))
+    install(app, State(config, store, metrics, body.PendingBytes(config.max_pending_bytes),
+                       Admission(config.max_queued_requests)))
     store.refresh()
     store.ensure_polling()
 
@@ -43,6 +45,7 @@ def create_app(config=None):
     _instrument(app, metrics, config.access_log)
     security.init_app(app)  # after the request ID and timer start, before any body is read
     body.init_app(app)
+    admission.init_app(app)  # after the body has arrived
     return app
 
 

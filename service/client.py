@@ -8,12 +8,15 @@
     client.read("number.jpg")["text"]              # "1984": the number, left to right
     client.health()
 
-Timeouts on every call. A 503 (no model yet, or a replica restarting) and
-connection errors are retried with exponential backoff; other errors raise
-:class:`ServiceError` carrying the service's error code and message.
+Timeouts on every call. A 503 (no model yet, a replica restarting, or a busy
+service answering ``overloaded``) and connection errors are retried with
+exponential backoff and jitter, never sooner than the ``Retry-After`` the
+service asked for; other errors raise :class:`ServiceError` carrying the
+service's error code and message.
 """
 import io
 import os
+import random
 import time
 
 import requests
@@ -28,10 +31,13 @@ class ServiceError(Exception):
 
 
 class Client:
+    MAX_WAIT = 30.0  # seconds: a Retry-After beyond this is not worth waiting for in a call
+
     def __init__(self, base_url="http://localhost:8000", api_key=None, timeout=10.0, retries=3, backoff=0.25,
-                 session=None):
+                 session=None, rng=None):
         self.base_url = base_url.rstrip("/")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.rng = rng or random.Random()
         self.session = session or requests.Session()
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
@@ -65,6 +71,7 @@ class Client:
     def _call(self, method, path, **kwargs):
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
+            asked = 0.0
             try:
                 r = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout):
@@ -73,7 +80,22 @@ class Client:
             else:
                 if r.status_code != 503 or last:
                     return _json_or_raise(r)
-            time.sleep(self.backoff * 2**attempt)
+                asked = _retry_after(r.headers.get("Retry-After"))
+            time.sleep(self.wait(attempt, asked))
+
+    def wait(self, attempt, retry_after=0.0):
+        """Seconds before retry ``attempt + 1``: exponential backoff with jitter, so that clients
+        turned away together do not return together, and never less than ``retry_after``."""
+        backoff = self.backoff * 2**attempt * (0.5 + self.rng.random())
+        return min(self.MAX_WAIT, max(backoff, retry_after))
+
+
+def _retry_after(value):
+    """Seconds from a Retry-After header given in seconds; 0 when absent or an HTTP date."""
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _files(images):

@@ -41,6 +41,9 @@ class Config:
     # 0 = the larger of 64 MiB and MAX_UPLOAD_BYTES
     max_pending_bytes: int = 0
     max_batch_images: int = 64           # images per /predict request
+    # model requests (/predict, /read, V2 inference) a worker holds at once, waiting or
+    # running; past it they get 503 overloaded with Retry-After, at once
+    max_queued_requests: int = 32
     body_timeout: float = 60.0           # seconds a request body may take to arrive in all (408 after)
     api_key: str = ""                    # empty = /predict is open
     # calibrated confidence below which /predict answers "uncertain"; negative = the model card's
@@ -65,7 +68,7 @@ class Config:
         if self.max_pending_bytes == 0:
             object.__setattr__(self, "max_pending_bytes", max(64 * 2**20, self.max_upload_bytes))
         for name in ("max_upload_bytes", "max_image_pixels", "max_request_pixels", "max_pending_bytes",
-                     "max_batch_images", "port", "workers", "body_timeout"):
+                     "max_batch_images", "max_queued_requests", "port", "workers", "body_timeout"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
 

@@ -46,7 +46,7 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 # prometheus_client's per-process sample files (counter_<pid>.db, ...) and the
 # size each is given up front: the label sets here are bounded (route templates,
 # methods, statuses, codes) and need a few hundred kB at most.
-SAMPLE_FILES = ("counter", "histogram", "gauge_livemax")
+SAMPLE_FILES = ("counter", "histogram", "gauge_livemax", "gauge_livesum")
 SAMPLE_FILE_BYTES = 1 << 20
 
 
@@ -100,6 +100,9 @@ class Metrics:
         self.reload_time = Gauge("mnist_model_last_reload_timestamp_seconds",
                                  "Unix time of the last successful model (re)load.",
                                  multiprocess_mode="livemax", registry=r)
+        self.held = Gauge("mnist_requests_held", "Model requests (/predict, /read, V2 inference) the workers hold, "
+                          "waiting or running; past MAX_QUEUED_REQUESTS per worker they get 503 overloaded.",
+                          multiprocess_mode="livesum", registry=r)
         self.reloads = Counter("mnist_model_reloads", "Model loads by result.", ["result"], registry=r)
 
     def observe_request(self, route, method, status, seconds):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 if TYPE_CHECKING:  # only for the annotations: these modules import this one
+    from service.admission import Admission
     from service.body import PendingBytes
     from service.config import Config
     from service.metrics import Metrics
@@ -22,6 +23,7 @@ class State:
     store: ModelStore
     metrics: Metrics
     pending: PendingBytes  # request body bytes this worker holds
+    admission: Admission  # model requests this worker holds
 
 
 def install(app: Flask, state: State) -> None:

@@ -1,0 +1,109 @@
+"""Backpressure: a worker holds at most MAX_QUEUED_REQUESTS model requests; past it a quick 503 ``overloaded``.
+
+The in-process tests fill the worker's count by hand; tests/test_overload.py
+drives a real gunicorn past its capacity.
+"""
+import pytest
+
+from service import create_app
+from service.client import Client
+from service.state import state
+from tests.helpers import STROKE, assert_error
+
+V2_BLANK = b'{"inputs":[{"name":"image","shape":[1,784],"datatype":"FP32","data":[' + b",".join([b"0"] * 784) + b"]}]}"
+GUARDED = [("/predict", "image/png", STROKE), ("/read", "image/png", STROKE),
+           ("/v2/models/mnist/infer", "application/json", V2_BLANK)]
+
+
+@pytest.fixture
+def full_app(config):
+    app = create_app({**config, "max_queued_requests": 2})
+    state(app).admission.held = 2  # two requests already waiting for this worker
+    return app
+
+
+def held_gauge(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("mnist_requests_held ")))
+
+
+@pytest.mark.parametrize("path, content_type, body", GUARDED)
+def test_past_the_bound_model_requests_get_503_overloaded(full_app, path, content_type, body):
+    c = full_app.test_client()
+    r = c.post(path, data=body, content_type=content_type)
+    assert_error(r, 503, "overloaded")
+    assert r.headers["Retry-After"] == "1" and "MAX_QUEUED_REQUESTS" in r.json["error"]
+    metrics = c.get("/metrics").get_data(as_text=True)
+    assert 'mnist_errors_total{code="overloaded"} 1.0' in metrics
+    assert state(full_app).admission.held == 2  # a refused request holds nothing
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/live", "/metrics", "/v2/health/ready", "/v2/models/mnist"])
+def test_probes_and_reads_of_state_are_always_answered(full_app, path):
+    assert full_app.test_client().get(path).status_code == 200
+
+
+def test_preflights_are_not_counted(full_app):
+    assert full_app.test_client().options("/predict").status_code == 200
+
+
+@pytest.mark.parametrize("path, content_type, body", GUARDED)
+def test_every_admitted_request_is_released(client, app, path, content_type, body):
+    assert client.post(path, data=body, content_type=content_type).status_code == 200
+    assert client.post(path, data=b"not an image", content_type=content_type).status_code == 400
+    assert state(app).admission.held == 0 and held_gauge(client) == 0
+
+
+def test_the_bound_is_per_worker_and_configurable(config):
+    app = create_app({**config, "max_queued_requests": 1})
+    c = app.test_client()
+    assert c.post("/predict", data=STROKE, content_type="image/png").status_code == 200  # 1 held while it ran
+    state(app).admission.held = 1
+    assert c.post("/predict", data=STROKE, content_type="image/png").status_code == 503
+
+
+class FakeSession:
+    """Answers from a script: (status, headers) pairs, then 200 {"ok": true}."""
+
+    def __init__(self, script):
+        self.script, self.headers, self.calls = list(script), {}, 0
+
+    def request(self, method, url, **kwargs):
+        import requests
+
+        self.calls += 1
+        status, headers = self.script.pop(0) if self.script else (200, {})
+        r = requests.Response()
+        r.status_code, r.headers = status, requests.structures.CaseInsensitiveDict(headers)
+        r._content = b'{"ok": true}' if status == 200 else b'{"error": "busy", "code": "overloaded"}'
+        return r
+
+
+def test_the_client_retries_overloaded_no_sooner_than_retry_after(monkeypatch):
+    slept = []
+    monkeypatch.setattr("service.client.time.sleep", slept.append)
+    session = FakeSession([(503, {"Retry-After": "2"}), (503, {"Retry-After": "1"})])
+    assert Client("http://x", session=session, retries=3, backoff=0.01)._call("GET", "/health") == {"ok": True}
+    assert session.calls == 3 and slept[0] >= 2 and slept[1] >= 1
+
+
+def test_the_client_gives_up_after_its_retries(monkeypatch):
+    monkeypatch.setattr("service.client.time.sleep", lambda s: None)
+    from service.client import ServiceError
+
+    session = FakeSession([(503, {"Retry-After": "1"})] * 5)
+    with pytest.raises(ServiceError) as err:
+        Client("http://x", session=session, retries=2)._call("GET", "/health")
+    assert err.value.status == 503 and err.value.code == "overloaded" and session.calls == 3
+
+
+def test_backoff_grows_with_jitter_and_is_capped():
+    import random
+
+    c = Client("http://x", backoff=0.25, rng=random.Random(1))
+    waits = [[c.wait(attempt) for _ in range(200)] for attempt in range(4)]
+    for attempt, w in enumerate(waits):
+        base = 0.25 * 2**attempt
+        assert 0.5 * base <= min(w) and max(w) <= 1.5 * base and len(set(w)) > 100  # spread, not in lockstep
+    assert c.wait(0, retry_after=3600) == Client.MAX_WAIT
+    assert c.wait(0, retry_after=2) == 2
