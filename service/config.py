@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from service.cors import parse_origins
+
 _CHECKOUT_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -46,6 +48,8 @@ class Config:
     max_queued_requests: int = 32
     body_timeout: float = 60.0           # seconds a request body may take to arrive in all (408 after)
     api_key: str = ""                    # empty = /predict is open
+    # origins whose pages may call the API (comma-separated, or *); empty = no CORS headers
+    cors_origins: str = ""
     # calibrated confidence below which /predict answers "uncertain"; negative = the model card's
     confidence_threshold: float = -1.0
     # digit score below which /predict answers "not_a_digit"; empty = the model card's
@@ -79,6 +83,10 @@ class Config:
                 float(self.digit_score_threshold)
             except ValueError:
                 raise ConfigError(f"DIGIT_SCORE_THRESHOLD={self.digit_score_threshold!r} is not a number") from None
+        try:
+            parse_origins(self.cors_origins)
+        except ValueError as exc:
+            raise ConfigError(f"CORS_ORIGINS: {exc}") from None
         if self.max_pending_bytes < self.max_upload_bytes:
             raise ConfigError("MAX_PENDING_BYTES must be at least MAX_UPLOAD_BYTES, or no full-size upload "
                               "could ever be received")
@@ -86,6 +94,10 @@ class Config:
     @property
     def digit_score_override(self) -> float | None:
         return float(self.digit_score_threshold) if self.digit_score_threshold else None
+
+    @property
+    def cors_origin_set(self) -> set[str]:
+        return parse_origins(self.cors_origins)
 
     @property
     def pinned_version(self) -> int | None:

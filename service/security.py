@@ -31,6 +31,8 @@ def init_app(app):
 def authorise():
     if request.url_rule is None or request.endpoint in OPEN_ENDPOINTS:
         return  # unknown URLs get their 404 either way
+    if request.method == "OPTIONS":
+        return  # browsers send CORS preflights without credentials; the answer names methods only
     if request.endpoint == "v2.model_ready" and (request.view_args or {}).get("version") is None:
         return
     require_api_key(state().config.api_key, request.headers)
