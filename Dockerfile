@@ -8,10 +8,14 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Read from pyproject.toml alone, so this layer is reused until the dependency
-# list changes, whatever happens to the code.
+# list changes, whatever happens to the code. EXTRAS adds optional dependency
+# groups: `--build-arg EXTRAS=otel` for an image that exports traces over OTLP
+# when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+ARG EXTRAS=""
 COPY pyproject.toml ./
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > requirements.txt \
+RUN python3 -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extras = [e for e in os.environ['EXTRAS'].split(',') if e]; \
+print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" > requirements.txt \
     && pip install --no-compile -r requirements.txt \
     && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path '*/site-packages/*' -exec rm -rf {} + \
     # wheels that carry their C/C++ and Cython sources beside the compiled modules (pysimdjson

@@ -3,7 +3,7 @@ import time
 
 from flask import Flask, g, request
 
-from service import admission, apidocs, body, cors, errors, health, logs, page, predict, read, security, v2
+from service import admission, apidocs, body, cors, errors, health, logs, page, predict, read, security, tracing, v2
 from service.admission import Admission
 from service.config import Config
 from service.metrics import Metrics
@@ -43,6 +43,7 @@ def create_app(config=None):
     app.register_blueprint(page.bp)
     app.register_blueprint(apidocs.bp)
     _instrument(app, metrics, config.access_log)
+    tracing.init_app(app)  # before anything that may refuse the request, so that refusals are traced too
     cors.init_app(app, config.cors_origin_set)
     security.init_app(app)  # after the request ID and timer start, before any body is read
     body.init_app(app)

@@ -2,7 +2,8 @@
 
 Log collectors parse one JSON object per line without regexes; the request ID
 ties an access-log line to the application's own lines for that request and to
-the X-Request-ID the client saw. Nothing here ever logs a request body.
+the X-Request-ID the client saw, and the trace ID (:mod:`service.tracing`) to
+the caller's traces. Nothing here ever logs a request body.
 """
 import json
 import logging
@@ -21,8 +22,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record):
         line = {"ts": round(record.created, 3), "level": record.levelname.lower(),
                 "logger": record.name, "message": record.getMessage()}
-        if has_request_context() and "request_id" in g:
-            line["request_id"] = g.request_id
+        if has_request_context():
+            for name in ("request_id", "trace_id", "span_id"):
+                if name in g:
+                    line[name] = g.get(name)
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
