@@ -114,6 +114,8 @@ def check_answer(line, out):
         assert json.loads(out)["name"] == "mnist"
     elif path == "/metrics":
         assert re.search(r"^mnist_images_predicted_total \d", out, re.M)
+    elif path == "/openapi.json":  # the script prints the described paths
+        assert "'/predict'" in out and "'/v2/models/{name}/infer'" in out
     else:
         pytest.fail(f"no check for {line!r}: add one here")
 
