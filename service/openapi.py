@@ -16,7 +16,9 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 REQUEST_ID = {"description": "the client's X-Request-ID if it is 1-128 characters of `A-Z a-z 0-9 . _ : -`, "
                              "else a new one; it tags the request's log lines",
               "required": True, "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,128}$"}}
-TRACEPARENT = {"description": "W3C trace context: the trace this request belongs to", "schema": {"type": "string"}}
+TRACEPARENT = {"description": "W3C trace context: the trace this request belongs to (the caller's, continued, or a "
+                              "new one) and the service's span in it", "required": True,
+               "schema": {"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"}}
 RETRY_AFTER = {"description": "seconds to wait before retrying", "required": True,
                "schema": {"type": "string", "pattern": "^[0-9]+$"}}
 WWW_AUTHENTICATE = {"description": "the scheme to authenticate with", "required": True,
