@@ -93,7 +93,7 @@ def components() -> dict:
     return {"schemas": SCHEMAS, "securitySchemes": schemes}
 
 
-def merged(*tables):
+def merged(*tables: dict[int, list[str]]) -> dict[int, list[str]]:
     """Error tables (status -> codes) combined, codes in order and once each."""
     out: dict[int, list[str]] = {}
     for table in tables:

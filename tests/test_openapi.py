@@ -4,6 +4,7 @@ else, its examples working, and the answers they get matching the schemas it giv
 The fuzzing of a live server against the same document is in tests/test_openapi_live.py.
 """
 import io
+import json
 import re
 
 import pytest
@@ -186,6 +187,23 @@ def test_errors_are_documented_with_their_codes(real_config, case):
     url = path.format(**{**PARAMS, "version": "99"})
     r = check_answer(doc, path, method, client.open(url, method=method.upper(), **request))
     assert (r.status_code, r.get_json()["code"]) == (status, code)
+
+
+def test_binary_tensors_are_documented(real_config):
+    """Triton's extension both ways: the raw tensor after the JSON in, binary outputs back as octet-stream."""
+    client = create_app(real_config).test_client()
+    doc = document(client)
+    header = (b'{"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 784], '
+              b'"parameters": {"binary_data_size": 784}}], "parameters": {"binary_data_output": true}}')
+    r = client.post("/v2/models/mnist/infer", data=header + bytes(784), content_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(header))})
+    check_answer(doc, "/v2/models/{name}/infer", "post", r)
+    assert r.status_code == 200 and r.mimetype == "application/octet-stream"
+    length = int(r.headers["Inference-Header-Content-Length"])
+    assert len(r.data) == length + 10 * 4 + 8  # the JSON, then FP32 probabilities and an INT64 label
+    response = doc["paths"]["/v2/models/{name}/infer"]["post"]["responses"]["200"]
+    assert "Inference-Header-Content-Length" in response["headers"]
+    schema_check(doc, response["content"]["application/json"]["schema"], json.loads(r.data[:length]))
 
 
 def test_api_md_agrees_with_the_description(config):

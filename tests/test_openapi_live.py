@@ -74,9 +74,14 @@ def _labels(event):
             yield from _labels(value)
 
 
-@pytest.mark.parametrize("api_key", ["", KEY], ids=["open", "with-key"])
-def test_schemathesis_finds_nothing(models, tmp_path, api_key):
-    with LiveServer(models / "models", tmp_path, workers=2, api_key=api_key, access_log="false") as server:
+# The second server needs the key, and has limits small enough for fuzzed requests to reach them.
+SMALL = {"max_upload_bytes": 3000, "max_batch_images": 2, "max_image_pixels": 1000, "max_request_pixels": 1500}
+
+
+@pytest.mark.parametrize("api_key, limits", [("", {}), (KEY, SMALL)], ids=["open", "with-key-and-small-limits"])
+def test_schemathesis_finds_nothing(models, tmp_path, api_key, limits):
+    with LiveServer(models / "models", tmp_path, workers=2, api_key=api_key, access_log="false",
+                    **limits) as server:
         operations = {f"{m.upper()} {p}" for p, item in requests.get(server.url + "/openapi.json").json()[
             "paths"].items() for m in item}
         options = ["--header", f"Authorization: Bearer {api_key}"] if api_key else []
