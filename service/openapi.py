@@ -7,6 +7,8 @@ require the key and may answer 401; without it, nothing does. Errors share
 one shape; :func:`error` writes each status's response once, with the codes
 it may carry as an enum, so a fuzzer checks the codes too.
 """
+import re
+
 from service import security
 from service.config import Config
 from service.openapi_schemas import SCHEMAS
@@ -57,6 +59,8 @@ def description(config: Config) -> dict:
     """The OpenAPI 3.1 document (a dict ready for JSON) for a service running with ``config``."""
     paths: dict = {}
     for path, method, op in operations(config):
+        # unique and stable, for client generators: "post_v2_models_name_infer"
+        op["operationId"] = re.sub(r"[^a-z0-9]+", "_", f"{method} {path if path != '/' else 'page'}").strip("_")
         paths.setdefault(path, {})[method] = op
     return {"openapi": "3.1.0", "info": info(config), "servers": [{"url": "/"}], "tags": TAGS,
             "paths": paths, "components": components()}
