@@ -56,7 +56,8 @@ ROWS = [
     ("convolution", "convolutions: conv5x5-32, pool, conv3x3-64, pool, dense 256; 12 epochs at lr 0.002",
      {"conv": ((32, 5), (64, 3)), "hidden": (256,), "epochs": 12, "lr": 2e-3}),
     ("batch-norm", "batch norm after each block and the hidden layer", {"batchnorm": True}),
-    ("non-digits", "20,000 generated non-digits with uniform targets (the cnn preset)", {"outliers": 20_000}),
+    ("non-digits", "8,000 generated non-digits (three quarters letters and symbols) with uniform targets, "
+     "and 14 epochs instead of 12 (the cnn preset)", {"outliers": 8_000, "epochs": 14}),
 ]
 
 

@@ -117,10 +117,14 @@ def shape(rng):
 
 
 def generate(n, rng, font_paths=None):
-    """``n`` non-digits as the model sees them, ``(n, 784)`` float32 in [0, 1]: half glyphs,
-    a quarter scribbles, a quarter shapes and textures. ``font_paths``: default :func:`fonts`."""
+    """``n`` non-digits as the model sees them, ``(n, 784)`` float32 in [0, 1]: three quarters
+    glyphs, an eighth scribbles, an eighth shapes and textures. ``font_paths``: default :func:`fonts`.
+
+    Glyphs get the most: letters are what is hardest to tell from digits, while a few
+    thousand scribbles and shapes already teach the rest (docs/benchmarks.md#trustworthy-answers).
+    """
     font_paths = fonts() if font_paths is None else font_paths
-    makers = [scribble, shape] + ([lambda r: glyph(r, font_paths)] * 2 if font_paths else [])
+    makers = [scribble, shape] + ([lambda r: glyph(r, font_paths)] * 6 if font_paths else [])
     out = np.zeros((n, SIDE * SIDE), np.float32)
     for i in range(n):
         out[i] = preprocess.to_mnist(makers[i % len(makers)](rng))
