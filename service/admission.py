@@ -35,6 +35,7 @@ class Admission:
 
     def __init__(self, limit):
         self.limit, self.held = limit, 0
+        self.pause = _cooperative_yield()
 
     def try_enter(self):
         # gevent switches greenlets only while one waits for I/O, never between this test
@@ -64,7 +65,7 @@ def admit():
                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
     g.admitted = True
     st.metrics.held.inc()
-    _yield_to_arrivals()
+    st.admission.pause()
 
 
 def release(exc=None):
@@ -74,11 +75,11 @@ def release(exc=None):
         st.metrics.held.dec()
 
 
-def _yield_to_arrivals():
-    """Let the requests that arrived with this one be counted before it runs (gevent only)."""
+def _cooperative_yield():
+    """A call that lets the requests that arrived with this one be counted before it runs:
+    ``gevent.sleep(0)`` under the gevent worker, nothing elsewhere (tests, the debug server)."""
     try:
         from gevent import monkey, sleep
     except ImportError:
-        return
-    if monkey.is_module_patched("socket"):
-        sleep(0)
+        return lambda: None
+    return (lambda: sleep(0)) if monkey.is_module_patched("socket") else (lambda: None)
