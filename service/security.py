@@ -44,11 +44,21 @@ def add_headers(response):
     return response
 
 
-def presented_key(headers):
-    auth = headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return headers.get("X-API-Key", "")
+def presented_keys(headers):
+    """Every credential the request presents: its Authorization header and its X-API-Key.
+
+    Each must be the key: a request that sends a right key in one header and
+    anything else in the other is refused, so which header wins can never
+    matter. An Authorization header counts as its Bearer token, and one in
+    any other scheme as a credential that cannot match.
+    """
+    keys = []
+    if "Authorization" in headers:
+        scheme, _, token = headers["Authorization"].partition(" ")
+        keys.append(token.strip() if scheme.lower() == "bearer" else None)
+    if "X-API-Key" in headers:
+        keys.append(headers["X-API-Key"])
+    return keys
 
 
 def _raw(header_value):
@@ -63,7 +73,10 @@ def require_api_key(expected, headers):
     """Raise 401 unless ``expected`` is empty or the request presents it."""
     if not expected:
         return
-    given = presented_key(headers)
-    if not given or not hmac.compare_digest(_raw(given), expected.encode("utf-8")):
+    given = presented_keys(headers)
+    key = expected.encode("utf-8")
+    # every comparison runs, so the time taken says nothing about which key was wrong
+    matches = [k is not None and hmac.compare_digest(_raw(k), key) for k in given]
+    if not given or not all(matches):
         raise ApiError(401, "unauthorized", "missing or invalid API key" if given else "API key required",
                        {"WWW-Authenticate": 'Bearer realm="mnist-serving"'})

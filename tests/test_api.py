@@ -2,6 +2,7 @@
 import io
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -110,6 +111,17 @@ def test_request_id_is_echoed_or_generated(client):
     ({}, 401), ({"Authorization": "Bearer wrong"}, 401), ({"X-API-Key": "wrong"}, 401),
     ({"Authorization": "Bearer s3cret"}, 200), ({"X-API-Key": "s3cret"}, 200),
     ({"Authorization": "bearer s3cret"}, 200),
+    # every key presented must be the key, whichever header carries it
+    ({"Authorization": "Bearer s3cret", "X-API-Key": "s3cret"}, 200),
+    ({"Authorization": "Bearer s3cret", "X-API-Key": "wrong"}, 401),
+    ({"Authorization": "Bearer wrong", "X-API-Key": "s3cret"}, 401),
+    ({"Authorization": "Bearer", "X-API-Key": "s3cret"}, 401),
+    ({"Authorization": "Bearer ", "X-API-Key": "s3cret"}, 401),
+    ({"X-API-Key": ""}, 401),
+    # a credential in another scheme is one that cannot match
+    ({"Authorization": "Basic dXNlcjpwYXNz", "X-API-Key": "s3cret"}, 401),
+    ({"Authorization": "s3cret", "X-API-Key": "s3cret"}, 401),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
 ])
 def test_api_key(config, headers, status):
     client = create_app({**config, "api_key": "s3cret"}).test_client()
@@ -167,4 +179,5 @@ def test_log_lines_carry_the_request_id(app):
         record = logging.LogRecord("service", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
         line = json.loads(JsonFormatter().format(record))
     assert line == {"ts": line["ts"], "level": "warning", "logger": "service", "message": "hello world",
-                    "request_id": "req-7"}
+                    "request_id": "req-7", "trace_id": line["trace_id"], "span_id": line["span_id"]}
+    assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"]) and re.fullmatch(r"[0-9a-f]{16}", line["span_id"])
