@@ -19,11 +19,27 @@ work, so every request whose bytes came in with it is counted before any of
 them runs: that is what makes ``held`` the length of the worker's queue
 rather than 0 or 1. The probes and /metrics are never refused: a deployment
 must be able to see a busy replica as alive.
-"""
-from flask import g, request
 
+Refusing must cost far less than serving, or the refusals themselves use
+up the CPU the accepted requests need: clients that do not wait for
+Retry-After send again at once, and under overload most requests are
+refused. A refusal through Flask costs about a third of a prediction, so the
+gunicorn worker asks :func:`early_refusal` first and, when the queue is
+already full, answers from here, before the app, the request's body or its
+parsing: the same JSON, status, headers (request ID, trace context, CORS),
+metrics and access-log line as the app's answer, written as raw bytes.
+docs/reliability.md#overload has what it buys.
+"""
+import json
+import time
+from http import HTTPStatus
+
+from flask import g, request
+from werkzeug.exceptions import HTTPException
+
+from service import cors, logs, security, tracing
 from service.errors import ApiError
-from service.state import state
+from service.state import KEY, state
 
 # the endpoints that run the model; everything else is cheap and always answered
 GUARDED = {"predict.predict", "read.read", "v2.infer"}
@@ -36,6 +52,9 @@ class Admission:
     def __init__(self, limit):
         self.limit, self.held = limit, 0
         self.pause = _cooperative_yield()
+        self.refusal_body = json.dumps({"error": _message(limit), "code": "overloaded"},
+                                       separators=(",", ":")).encode()
+        self.routes = None  # the app's URL map, bound once (early_refusal)
 
     def try_enter(self):
         # gevent switches greenlets only while one waits for I/O, never between this test
@@ -60,9 +79,7 @@ def admit():
         return
     st = state()
     if not st.admission.try_enter():
-        raise ApiError(503, "overloaded", f"this worker already holds {st.admission.limit} requests "
-                                          "(MAX_QUEUED_REQUESTS); retry shortly",
-                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        raise ApiError(503, "overloaded", _message(st.admission.limit), {"Retry-After": str(RETRY_AFTER_SECONDS)})
     g.admitted = True
     st.metrics.held.inc()
     st.admission.pause()
@@ -73,6 +90,54 @@ def release(exc=None):
         st = state()
         st.admission.leave()
         st.metrics.held.dec()
+
+
+def _message(limit):
+    return f"this worker already holds {limit} requests (MAX_QUEUED_REQUESTS); retry shortly"
+
+
+def early_refusal(app, req, remote_addr, close=False):
+    """The raw HTTP answer to ``req`` (a gunicorn request, head parsed, body unread) when it is a
+    model request and this worker's queue is full; None when the app should handle it."""
+    st = app.extensions.get(KEY)
+    if st is None or req.method != "POST" or st.admission.held < st.admission.limit:
+        return None
+    started = time.perf_counter()
+    route = _guarded_route(st.admission, app, req.path)
+    if route is None:
+        return None
+    headers = {name.lower(): value for name, value in req.headers}
+    request_id = logs.request_id(headers.get("x-request-id", ""))
+    trace_id, span_id, flags = tracing.local_span(tracing.parse_traceparent(headers.get("traceparent", "")))
+    body = st.admission.refusal_body
+    head = [f"HTTP/1.1 503 {HTTPStatus(503).phrase}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}", f"Retry-After: {RETRY_AFTER_SECONDS}", f"X-Request-ID: {request_id}",
+            f"traceparent: 00-{trace_id}-{span_id}-{flags}", *(f"{k}: {v}" for k, v in security.HEADERS.items())]
+    origins = st.config.cors_origin_set
+    if cors.allowed(origins, headers.get("origin")):
+        head += [f"Access-Control-Allow-Origin: {'*' if '*' in origins else headers['origin']}",
+                 f"Access-Control-Expose-Headers: {', '.join(cors.EXPOSED_HEADERS)}"]
+        head += [] if "*" in origins else ["Vary: Origin"]
+    if close:
+        head.append("Connection: close")
+    st.metrics.errors.labels("overloaded").inc()
+    st.metrics.observe_request(route, "POST", 503, time.perf_counter() - started)
+    if st.config.access_log:
+        logs.access_line("POST", route, req.path, 503, started, int(headers.get("content-length", 0) or 0),
+                         len(body), (remote_addr or ("",))[0], request_id=request_id, trace_id=trace_id,
+                         span_id=span_id)
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _guarded_route(admission, app, path):
+    """The route template of a model endpoint ``path`` answers, else None."""
+    if admission.routes is None:
+        admission.routes = app.url_map.bind("localhost")
+    try:
+        rule, _ = admission.routes.match(path, "POST", return_rule=True)
+    except HTTPException:
+        return None
+    return rule.rule if rule.endpoint in GUARDED else None
 
 
 def _cooperative_yield():

@@ -38,6 +38,11 @@ def parse_origins(value):
     return origins
 
 
+def allowed(origins, origin):
+    """Whether a page of ``origin`` (None: not a cross-origin request) may read the answers."""
+    return bool(origins) and origin is not None and ("*" in origins or origin in origins)
+
+
 def is_preflight():
     return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
@@ -49,7 +54,7 @@ def init_app(app, origins):
     @app.after_request
     def add_cors_headers(response):
         origin = request.headers.get("Origin")
-        if origin is None or ("*" not in origins and origin not in origins):
+        if not allowed(origins, origin):
             return response
         response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
         if "*" not in origins:

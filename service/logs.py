@@ -43,9 +43,10 @@ def configure(level):
     root.setLevel(level.upper())
 
 
-def request_id():
-    """The client's X-Request-ID when it is short and plain, else a new one."""
-    given = request.headers.get("X-Request-ID", "")
+def request_id(given=None):
+    """The client's X-Request-ID (``given``, or the current request's) when it is short and
+    plain, else a new one."""
+    given = request.headers.get("X-Request-ID", "") if given is None else given
     return given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
 
 
@@ -53,8 +54,13 @@ access = logging.getLogger("service.access")
 
 
 def log_access(response, route, started):
-    access.info("%s %s %s", request.method, route, response.status_code, extra={"fields": {
-        "method": request.method, "route": route, "path": request.path, "status": response.status_code,
+    access_line(request.method, route, request.path, response.status_code, started, request.content_length or 0,
+                response.content_length, request.remote_addr)
+
+
+def access_line(method, route, path, status, started, bytes_in, bytes_out, remote_addr, **ids):
+    """One access-log line; ``ids`` (request_id, trace_id, span_id) for a request answered outside Flask."""
+    access.info("%s %s %s", method, route, status, extra={"fields": {
+        **ids, "method": method, "route": route, "path": path, "status": status,
         "duration_ms": round(1000 * (time.perf_counter() - started), 2),
-        "bytes_in": request.content_length or 0, "bytes_out": response.content_length,
-        "remote_addr": request.remote_addr, "pid": os.getpid()}})
+        "bytes_in": bytes_in, "bytes_out": bytes_out, "remote_addr": remote_addr, "pid": os.getpid()}})

@@ -43,6 +43,14 @@ def parse_traceparent(value):
     return trace_id, parent_id, flags
 
 
+def local_span(parent):
+    """``(trace_id, span_id, flags)`` of the service's span: in the caller's trace (``parent``, from
+    :func:`parse_traceparent`), or in a new one."""
+    if parent is None:
+        return secrets.token_hex(16), secrets.token_hex(8), "00"
+    return parent[0], secrets.token_hex(8), parent[2]
+
+
 def export_requested(environ=None):
     """Whether the OTEL_* environment asks for trace export."""
     env = os.environ if environ is None else environ
@@ -65,8 +73,7 @@ def init_app(app, environ=None):
             g.trace_id, g.span_id = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
             g.trace_flags = f"{int(ctx.trace_flags):02x}"
         else:
-            g.trace_id = parent[0] if parent else secrets.token_hex(16)
-            g.span_id, g.trace_flags = secrets.token_hex(8), parent[2] if parent else "00"
+            g.trace_id, g.span_id, g.trace_flags = local_span(parent)
 
     @app.after_request
     def return_trace(response):

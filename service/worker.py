@@ -26,6 +26,8 @@ from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.ggevent import GeventWorker
 
+from service import admission
+
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 10.0  # seconds a socket read may wait for the client's next bytes
@@ -87,6 +89,13 @@ class Worker(GeventWorker):
     def handle_request(self, listener_name, req, sock, addr):
         token = _request.set(req)
         try:
+            self.cfg.pre_request(self, req)  # may ask for the connection to close (gunicorn.conf.py)
+            refusal = admission.early_refusal(self.wsgi, req, addr, close=req.must_close)
+            if refusal is not None:  # the queue is full: answered before the app (service.admission)
+                util.write(sock, refusal)
+                if req.must_close:
+                    raise StopIteration()
+                return True
             return super().handle_request(listener_name, req, sock, addr)
         finally:
             _request.reset(token)

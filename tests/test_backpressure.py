@@ -3,9 +3,11 @@
 The in-process tests fill the worker's count by hand; tests/test_overload.py
 drives a real gunicorn past its capacity.
 """
+import json
+
 import pytest
 
-from service import create_app
+from service import admission, create_app
 from service.client import Client
 from service.state import state
 from tests.helpers import STROKE, assert_error
@@ -107,3 +109,59 @@ def test_backoff_grows_with_jitter_and_is_capped():
         assert 0.5 * base <= min(w) and max(w) <= 1.5 * base and len(set(w)) > 100  # spread, not in lockstep
     assert c.wait(0, retry_after=3600) == Client.MAX_WAIT
     assert c.wait(0, retry_after=2) == 2
+
+
+class GunicornRequest:
+    """The parts of a gunicorn request that the worker's early refusal reads."""
+
+    def __init__(self, method, path, headers=()):
+        self.method, self.path, self.headers = method, path, [(k.upper(), v) for k, v in headers]
+
+
+def parse_raw(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    return status_line, dict(line.split(": ", 1) for line in lines), body
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_the_worker_refuses_a_full_queue_before_the_app_with_the_same_answer(config, close):
+    app = create_app({**config, "max_queued_requests": 2, "cors_origins": "https://app.example"})
+    state(app).admission.held = 2
+    req = GunicornRequest("POST", "/v2/models/mnist/infer", [
+        ("X-Request-ID", "early-1"), ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("Origin", "https://app.example"), ("Content-Length", "1234")])
+    status, headers, body = parse_raw(admission.early_refusal(app, req, ("127.0.0.1", 5555), close=close))
+    through_flask = app.test_client().post("/v2/models/mnist/infer", data=V2_BLANK, content_type="application/json")
+    assert status == "HTTP/1.1 503 Service Unavailable"
+    assert json.loads(body) == through_flask.json and through_flask.json["code"] == "overloaded"
+    assert headers["Content-Length"] == str(len(body)) and headers["Content-Type"] == "application/json"
+    assert headers["Retry-After"] == "1" and headers["X-Request-ID"] == "early-1"
+    assert headers["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example" and headers["Vary"] == "Origin"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert ("Connection" in headers) is close
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'mnist_errors_total{code="overloaded"} 2.0' in metrics  # this refusal and the one through Flask
+    assert ('mnist_http_requests_total{method="POST",route="/v2/models/<name>/infer",status="503"} 2.0'
+            in metrics)
+
+
+@pytest.mark.parametrize("method, path, held", [
+    ("POST", "/predict", 1),            # room in the queue: the app takes it
+    ("GET", "/health", 2),              # never refused
+    ("GET", "/v2/models/mnist", 2),
+    ("POST", "/nowhere", 2),            # the app's 404
+    ("OPTIONS", "/predict", 2),         # a preflight
+])
+def test_the_worker_leaves_everything_else_to_the_app(config, method, path, held):
+    app = create_app({**config, "max_queued_requests": 2})
+    state(app).admission.held = held
+    assert admission.early_refusal(app, GunicornRequest(method, path), ("127.0.0.1", 1)) is None
+
+
+def test_early_refusals_count_as_refusals_of_the_full_queue(config):
+    app = create_app({**config, "max_queued_requests": 1})
+    for path in ("/predict", "/read", "/v2/models/mnist/versions/1/infer"):
+        state(app).admission.held = 1
+        assert admission.early_refusal(app, GunicornRequest("POST", path), None).startswith(b"HTTP/1.1 503 ")
