@@ -78,13 +78,15 @@ def _labels(event):
 SMALL = {"max_upload_bytes": 3000, "max_batch_images": 2, "max_image_pixels": 1000, "max_request_pixels": 1500}
 
 
-@pytest.mark.parametrize("api_key, limits", [("", {}), (KEY, SMALL)], ids=["open", "with-key-and-small-limits"])
-def test_schemathesis_finds_nothing(models, tmp_path, api_key, limits):
+@pytest.mark.parametrize("api_key, limits, sent_as", [("", {}, None), (KEY, SMALL, "Authorization: Bearer {}"),
+                                                     (KEY, SMALL, "X-API-Key: {}")],
+                         ids=["open", "bearer-key", "x-api-key"])
+def test_schemathesis_finds_nothing(models, tmp_path, api_key, limits, sent_as):
     with LiveServer(models / "models", tmp_path, workers=2, api_key=api_key, access_log="false",
                     **limits) as server:
         operations = {f"{m.upper()} {p}" for p, item in requests.get(server.url + "/openapi.json").json()[
             "paths"].items() for m in item}
-        options = ["--header", f"Authorization: Bearer {api_key}"] if api_key else []
+        options = ["--header", sent_as.format(api_key)] if api_key else []
         code, output, seconds = schemathesis(server, tmp_path, *options)
     assert code == 0 and "No issues found" in output, output[-6000:]
     assert f"{len(operations)} selected / {len(operations)} total" in output, output[-3000:]
