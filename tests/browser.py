@@ -3,6 +3,7 @@
 Shared by tests/test_browser.py and benchmarks/page_bench.py. Importing this
 module needs neither Chromium nor Playwright; driving a page needs both.
 """
+import contextlib
 import math
 from pathlib import Path
 
@@ -11,6 +12,19 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 DESKTOP = {"viewport": {"width": 1000, "height": 640}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright; closed on the way out."""
+    from playwright.sync_api import sync_playwright  # here: importing this module needs no playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def arc(cx, cy, rx, ry, start, end, n=24):

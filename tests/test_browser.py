@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from tests.browser import (
-    ARGS,
     CHROMIUM,
     DESKTOP,
     DIGITS,
     PHONE,
+    chromium,
     count,
     draw,
     first_prediction,
@@ -83,10 +83,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

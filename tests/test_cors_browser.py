@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import CHROMIUM, chromium
 from tests.helpers import COMMITTED_MODEL, REPO
 from tests.live_server import LiveServer, free_port
 
@@ -58,10 +58,8 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def serve(tmp_path, **env):
