@@ -188,7 +188,12 @@ def test_compose_serves_trains_hot_swaps_and_stops_gracefully(image, stack, mnis
     new = models / "mnist" / trained / "model.npz"
     assert new.is_file() and new.stat().st_uid == int(TRAINER_UID)
     wait_for(url + "/health", lambda r: r.json().get("model", {}).get("version") == trained, timeout=30)
-    assert predict(url, images[1])["model"]["version"] == trained
+    # that was one worker; the other polls the store on its own and follows within RELOAD_INTERVAL (5 s)
+    deadline = time.time() + 10
+    while predict(url, images[1])["model"]["version"] != trained:
+        assert time.time() < deadline, "a worker still served the old version 10 s after the other swapped"
+        time.sleep(0.2)
+    assert all(predict(url, images[1])["model"]["version"] == trained for _ in range(8))  # new connections each
 
     container_id = run("docker", "compose", "ps", "-q", "service", env=env).strip()
     started = time.time()
