@@ -31,12 +31,11 @@ class ServiceError(Exception):
 
 
 class Client:
-    MAX_WAIT = 30.0  # seconds: a Retry-After beyond this is not worth waiting for in a call
-
     def __init__(self, base_url="http://localhost:8000", api_key=None, timeout=10.0, retries=3, backoff=0.25,
-                 session=None, rng=None):
+                 session=None, rng=None, max_wait=30.0):
+        """``max_wait``: the longest pause between attempts, whatever Retry-After asks."""
         self.base_url = base_url.rstrip("/")
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self.rng = rng or random.Random()
         self.session = session or requests.Session()
         if api_key:
@@ -87,7 +86,7 @@ class Client:
         """Seconds before retry ``attempt + 1``: exponential backoff with jitter, so that clients
         turned away together do not return together, and never less than ``retry_after``."""
         backoff = self.backoff * 2**attempt * (0.5 + self.rng.random())
-        return min(self.MAX_WAIT, max(backoff, retry_after))
+        return min(self.max_wait, max(backoff, retry_after))
 
 
 def _retry_after(value):

@@ -9,6 +9,7 @@ and a bounded number of examples per operation keep a run reproducible and
 within about 30 s.
 """
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,9 @@ def test_schemathesis_finds_nothing(models, tmp_path, api_key, limits, sent_as):
             "paths"].items() for m in item}
         options = ["--header", sent_as.format(api_key)] if api_key else []
         code, output, seconds = schemathesis(server, tmp_path, *options)
-    assert code == 0 and "No issues found" in output, output[-6000:]
+    # every generated case passed; a warning (such as "mostly rejected generated data" for random
+    # bytes posted as an image, which tests/schemathesis.toml allows) is not a failure
+    assert code == 0 and re.search(r"(\d+) generated, \1 passed", output), output[-6000:]
     assert f"{len(operations)} selected / {len(operations)} total" in output, output[-3000:]
     assert operations_tested(tmp_path) >= operations
     assert seconds < 60, f"schemathesis took {seconds:.0f} s"

@@ -148,12 +148,13 @@ def test_client_retries_503_then_raises_service_error(tmp_path):
     empty.mkdir()
     with LiveServer(empty, tmp_path) as live:
         assert requests.get(live.url + "/health", timeout=5).status_code == 503
-        client = Client(live.url, retries=2, backoff=0.05)
+        # no_model asks for Retry-After: 5; max_wait keeps this test short (and under keepalive's 5 s)
+        client = Client(live.url, retries=2, backoff=0.05, max_wait=0.3)
         started = time.time()
         with pytest.raises(ServiceError) as err:
             client.predict(DIGIT)
         assert err.value.status == 503 and err.value.code == "no_model"
-        assert time.time() - started >= 0.05 + 0.1  # it waited out two backoffs first
+        assert time.time() - started >= 2 * 0.3  # it waited twice, as long as it may, for Retry-After
 
 
 def test_client_sends_paths_files_and_pil_images(server, tmp_path):
