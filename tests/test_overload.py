@@ -1,11 +1,12 @@
 """Overload against the real gunicorn: 256 connections on 2 workers, every answer either served or a quick 503.
 
 The load generator (tests/loadgen.py) keeps 256 keep-alive connections busy
-and times each answer by status. The bars themselves (p99 <= 100 ms on a
-quiet machine) are benchmarks/overload_bench.py's; this test holds the
-behaviour, with bounds loose enough for a busy CI machine: nothing but 200s
+and times each answer by status. Figures against issue 15's bar (p99 <= 100
+ms) come from benchmarks/overload_bench.py (docs/reliability.md); this test
+holds the behaviour, with bounds loose enough for a busy CI machine: nothing but 200s
 and 503 ``overloaded`` with Retry-After, no resets or timeouts, and accepted
-requests far faster than the same load without a bound.
+requests served in under half the median time of the same load without a
+bound, with a shorter tail.
 """
 import shutil
 
@@ -58,7 +59,9 @@ def test_every_answer_is_served_or_refused_with_retry_after(bounded):
 def test_the_bound_keeps_accepted_requests_fast(bounded, models):
     unbounded, _ = overload(models, 1_000_000)
     assert unbounded.count(503) == 0 and unbounded.errors == {}
-    p99 = loadgen.percentile(bounded[0].latencies(200), 99)
-    p99_unbounded = loadgen.percentile(unbounded.latencies(200), 99)
-    assert p99 < 1.0 and p99 < p99_unbounded / 2, (p99, p99_unbounded)
+    served, served_unbounded = bounded[0].latencies(200), unbounded.latencies(200)
+    p50, p50_unbounded = loadgen.percentile(served, 50), loadgen.percentile(served_unbounded, 50)
+    p99, p99_unbounded = loadgen.percentile(served, 99), loadgen.percentile(served_unbounded, 99)
+    # the median is the steady figure on a shared machine; the tail must not be worse either
+    assert p50 < p50_unbounded / 2 and p99 < p99_unbounded and p99 < 1.0, (p50, p50_unbounded, p99, p99_unbounded)
     assert loadgen.percentile(bounded[0].latencies(503), 99) < 1.0
