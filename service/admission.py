@@ -113,11 +113,7 @@ def early_refusal(app, req, remote_addr, close=False):
     head = [f"HTTP/1.1 503 {HTTPStatus(503).phrase}", "Content-Type: application/json",
             f"Content-Length: {len(body)}", f"Retry-After: {RETRY_AFTER_SECONDS}", f"X-Request-ID: {request_id}",
             f"traceparent: 00-{trace_id}-{span_id}-{flags}", *(f"{k}: {v}" for k, v in security.HEADERS.items())]
-    origins = st.config.cors_origin_set
-    if cors.allowed(origins, headers.get("origin")):
-        head += [f"Access-Control-Allow-Origin: {'*' if '*' in origins else headers['origin']}",
-                 f"Access-Control-Expose-Headers: {', '.join(cors.EXPOSED_HEADERS)}"]
-        head += [] if "*" in origins else ["Vary: Origin"]
+    head += [f"{k}: {v}" for k, v in cors.answer_headers(st.config.cors_origin_set, headers.get("origin"))]
     if close:
         head.append("Connection: close")
     st.metrics.errors.labels("overloaded").inc()

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ class Config:
     def digit_score_override(self) -> float | None:
         return float(self.digit_score_threshold) if self.digit_score_threshold else None
 
-    @property
+    @cached_property  # read on every early refusal: parsed once
     def cors_origin_set(self) -> set[str]:
         return parse_origins(self.cors_origins)
 

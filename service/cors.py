@@ -43,6 +43,16 @@ def allowed(origins, origin):
     return bool(origins) and origin is not None and ("*" in origins or origin in origins)
 
 
+def answer_headers(origins, origin, preflight=False):
+    """The CORS headers of an answer to a page of ``origin``: none unless it is allowed."""
+    if not allowed(origins, origin):
+        return []
+    # one answer for every origin with "*"; otherwise caches must not hand one origin's answer to another
+    shared = [("Access-Control-Allow-Origin", "*")] if "*" in origins else \
+        [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+    return shared if preflight else shared + [("Access-Control-Expose-Headers", ", ".join(EXPOSED_HEADERS))]
+
+
 def is_preflight():
     return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
@@ -53,13 +63,13 @@ def init_app(app, origins):
 
     @app.after_request
     def add_cors_headers(response):
-        origin = request.headers.get("Origin")
-        if not allowed(origins, origin):
-            return response
-        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-        if "*" not in origins:
-            response.vary.add("Origin")  # caches must not hand one origin's answer to another
-        if is_preflight() and response.status_code < 400:
+        preflight = is_preflight() and response.status_code < 400
+        for name, value in answer_headers(origins, request.headers.get("Origin"), preflight):
+            if name == "Vary":
+                response.vary.add(value)
+            else:
+                response.headers[name] = value
+        if preflight and "Access-Control-Allow-Origin" in response.headers:
             response.status_code = 204
             response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "")
             response.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
@@ -67,6 +77,4 @@ def init_app(app, origins):
             response.set_data(b"")
             for name in ("Content-Type", "Content-Length"):  # a 204 has no body to describe
                 response.headers.pop(name, None)
-        else:
-            response.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
         return response
