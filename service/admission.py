@@ -54,7 +54,7 @@ class Admission:
         self.pause = _cooperative_yield()
         self.refusal_body = json.dumps({"error": _message(limit), "code": "overloaded"},
                                        separators=(",", ":")).encode()
-        self.routes = None  # the app's URL map, bound once (early_refusal)
+        self.routes = self.origins = None  # the app's URL map and CORS origins, read once (early_refusal)
 
     def try_enter(self):
         # gevent switches greenlets only while one waits for I/O, never between this test
@@ -113,7 +113,9 @@ def early_refusal(app, req, remote_addr, close=False):
     head = [f"HTTP/1.1 503 {HTTPStatus(503).phrase}", "Content-Type: application/json",
             f"Content-Length: {len(body)}", f"Retry-After: {RETRY_AFTER_SECONDS}", f"X-Request-ID: {request_id}",
             f"traceparent: 00-{trace_id}-{span_id}-{flags}", *(f"{k}: {v}" for k, v in security.HEADERS.items())]
-    head += [f"{k}: {v}" for k, v in cors.answer_headers(st.config.cors_origin_set, headers.get("origin"))]
+    if st.admission.origins is None:
+        st.admission.origins = st.config.cors_origin_set
+    head += [f"{k}: {v}" for k, v in cors.answer_headers(st.admission.origins, headers.get("origin"))]
     if close:
         head.append("Connection: close")
     st.metrics.errors.labels("overloaded").inc()

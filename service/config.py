@@ -9,7 +9,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +95,7 @@ class Config:
     def digit_score_override(self) -> float | None:
         return float(self.digit_score_threshold) if self.digit_score_threshold else None
 
-    @cached_property  # read on every early refusal: parsed once
+    @property
     def cors_origin_set(self) -> set[str]:
         return parse_origins(self.cors_origins)
 
