@@ -142,9 +142,11 @@ def first_prediction(page):
     drawing_from = page.evaluate(now)
     for points in DIGITS[1]:
         stroke(page, points)
-    drawn_at = page.evaluate(now)
     shown = settled(page, before)
-    first, loaded = page.evaluate(
-        "() => [window.firstPredictionMs, performance.getEntriesByType('navigation')[0].loadEventEnd]")
+    # the page's own stamp of the last stroke's end: a later evaluate() would
+    # start the clock late by however long the round trip to Chromium took
+    first, loaded, drawn_at = page.evaluate(
+        "() => [window.firstPredictionMs, performance.getEntriesByType('navigation')[0].loadEventEnd,"
+        " window.predictionScheduledMs]")
     return shown, {"first_prediction": first - (drawn_at - drawing_from), "loaded": loaded,
                    "answer": first - drawn_at, "drawing": drawn_at - drawing_from}

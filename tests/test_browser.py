@@ -370,7 +370,7 @@ def test_the_page_times_its_first_prediction(server, pages):
     shown, ms = first_prediction(pages.open(server.url + "/"))
     assert_shows(shown, 1)
     assert 0 < ms["loaded"] < ms["first_prediction"] + ms["drawing"]  # loaded before it answered
-    assert ms["answer"] >= 150  # never before the debounce has passed
+    assert ms["answer"] >= 149.8  # never before the debounce has passed (the page's clock is coarsened to 0.1 ms)
 
 
 def test_screenshot_with_a_prediction(server, pages, tmp_path):
