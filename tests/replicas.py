@@ -52,8 +52,9 @@ def upstream_servers(conf_text):
     return re.findall(r"^\s*server\s+(\S+)\s*([^;]*);", block, re.M)
 
 
-def nginx_config(ports, listen_port, workdir):
-    """The shipped config, its upstream pointed at ``127.0.0.1:<port>`` for each port."""
+def nginx_config(ports, listen_port, workdir, model_requests=None):
+    """The shipped config, its upstream pointed at ``127.0.0.1:<port>`` for each port; with
+    ``model_requests``, that bound on model requests in flight instead of the shipped one."""
     params = upstream_servers(NGINX_CONF.read_text())[0][1]
     lines, in_upstream, replaced = [], False, False
     for line in NGINX_CONF.read_text().splitlines():
@@ -70,6 +71,10 @@ def nginx_config(ports, listen_port, workdir):
     text = "\n".join(lines) + "\n"
     text, listens = re.subn(r"^(\s*)listen \d+;", rf"\g<1>listen 127.0.0.1:{listen_port};", text, flags=re.M)
     assert replaced and listens == 1, "deploy/nginx/nginx.conf: expected an upstream mnist_serving and one listen"
+    if model_requests is not None:
+        text, bounds = re.subn(r"limit_conn mnist_model_requests \d+;",
+                               f"limit_conn mnist_model_requests {model_requests};", text)
+        assert bounds == 1, "deploy/nginx/nginx.conf: expected one limit_conn on the model routes"
     text = text.replace("/tmp/", f"{workdir}/")
     if os.geteuid() == 0:
         # as root, nginx's workers would run as nobody, who cannot enter the
@@ -164,13 +169,13 @@ def _alive(pid):
 class Nginx:
     """Debian's nginx running deploy/nginx/nginx.conf in front of ``ports``; its JSON access log in ``log_path``."""
 
-    def __init__(self, ports, workdir):
+    def __init__(self, ports, workdir, model_requests=None):
         self.workdir = Path(workdir) / f"nginx-{free_port()}"
         self.workdir.mkdir()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.conf = self.workdir / "nginx.conf"
-        self.conf.write_text(nginx_config(ports, self.port, self.workdir))
+        self.conf.write_text(nginx_config(ports, self.port, self.workdir, model_requests))
         self.log_path = self.workdir / "access.log"
         self.proc = None
 

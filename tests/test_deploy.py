@@ -531,6 +531,28 @@ def test_nginx_limits_match_the_service():
     assert "non_idempotent" not in nginx_directive("proxy_next_upstream")
 
 
+def test_nginx_bounds_exactly_the_routes_the_service_bounds(app_routes):
+    """nginx's in-flight bound covers the routes that run the model and nothing else, and its
+    refusal is the service's: 503 ``overloaded`` with the same Retry-After and the request ID."""
+    from service.admission import GUARDED, RETRY_AFTER_SECONDS
+
+    app, _ = app_routes
+    text = NGINX_CONF.read_text()
+    block = re.search(r"location ~ (\S+) \{([^}]*)\}", text)
+    assert "limit_conn mnist_model_requests" in block.group(2) and "proxy_pass" in block.group(2)
+    bounded = re.compile(block.group(1))
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<[^>]+>", "x1", rule.rule)
+        assert bool(bounded.fullmatch(path)) == (rule.endpoint in GUARDED and "POST" in rule.methods), rule.rule
+    assert nginx_directive("limit_conn_status") == "503"
+    assert re.search(r"^\s*error_page 503 @overloaded;", text, re.M)  # at server level: every location has it
+    refusal = re.search(r"location @overloaded \{(.*?)\n        \}", text, re.S).group(1)
+    assert f"add_header Retry-After {RETRY_AFTER_SECONDS} always;" in refusal
+    assert "add_header X-Request-ID $mnist_request_id always;" in refusal
+    body = json.loads(re.search(r"return 503 '(.*)\\n';", refusal).group(1))
+    assert body["code"] == "overloaded" and set(body) == {"error", "code"}
+
+
 def upstream_block():
     return re.search(r"upstream mnist_serving \{(.*?)\n    \}", NGINX_CONF.read_text(), re.S).group(1)
 
