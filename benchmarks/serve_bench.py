@@ -3,6 +3,7 @@
     python benchmarks/serve_bench.py                 # ~2 minutes: every payload at c = 1, 8, 32
     python benchmarks/serve_bench.py --duration 5 --concurrency 8
     python benchmarks/serve_bench.py --versions 1 2  # the committed MLP against the CNN, same run
+    python benchmarks/serve_bench.py --versions 1 4 --only "28x28 png" --rounds 5   # alternating, medians
 
 Starts ``mnist-serve``'s gunicorn (default config: 2 workers, access log on,
 written to a file) on 127.0.0.1 with the committed model, then drives it with
@@ -193,6 +194,9 @@ def main():
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--versions", type=int, nargs="+",
                    help="committed versions of models/mnist to compare (default: the latest, as served)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="start every version this many times, alternating, and compare their medians: "
+                        "the VM's speed drifts between one server's runs and the next's")
     args = p.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -201,23 +205,26 @@ def main():
     results = {"runs": [], "worker_rss_mb": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for version in versions:
-            with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5,
-                            model_version=version) as server:
-                server.wait_models_loaded()
-                drive(server, version, args, results, tmp)
-                results["worker_rss_mb"][version] = worker_rss_mb(server.proc.pid)
+        for round_ in range(1, args.rounds + 1):
+            for version in versions:
+                with LiveServer(REPO / "models", tmp, workers=args.workers, reload_interval=5,
+                                model_version=version) as server:
+                    server.wait_models_loaded()
+                    drive(server, version, args, results, tmp, round_)
+                    results["worker_rss_mb"][version] = worker_rss_mb(server.proc.pid)
+    if len(versions) > 1:
+        report_ratios(results, versions)
     report_in_process(results, versions)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
-def drive(server, version, args, results, tmp):
+def drive(server, version, args, results, tmp, round_=1):
     """Every payload at every concurrency against one running server."""
     cases = {"/health/live (no work)": (b"", "", 0), **payloads()}
     cases = {k: v for k, v in cases.items() if not args.only or any(t in k for t in args.only)}
-    print(f"\nmodel version {version} ({architecture(version)})")
+    print(f"\nmodel version {version} ({architecture(version)})" + (f", round {round_}" if args.rounds > 1 else ""))
     print(f"{'payload':<24}{'c':>4}{'req/s':>10}{'img/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, (body, headers, n) in cases.items():
         path = "/health/live" if n == 0 else route(name)
@@ -226,10 +233,25 @@ def drive(server, version, args, results, tmp):
                 wrk_get(server.url + path, c, args.duration, tmp)
             rps = r["requests"] / r["seconds"]
             errors = r["non2xx"] + r["socket_errors"]
-            results["runs"].append({"version": version, "payload": name, "concurrency": c, "rps": rps,
-                                    "images_per_s": rps * n, **r})
+            results["runs"].append({"version": version, "round": round_, "payload": name, "concurrency": c,
+                                    "rps": rps, "images_per_s": rps * n, **r})
             print(f"{name:<24}{c:>4}{rps:>10,.0f}{rps * n:>10,.0f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}"
                   f"{r['p99_ms']:>9.2f}{errors:>8}", flush=True)
+
+
+def report_ratios(results, versions):
+    """Each version's median images/s over the rounds, and its ratio to the first version's."""
+    cases = dict.fromkeys((r["payload"], r["concurrency"]) for r in results["runs"])
+    print(f"\nimages/s, median of {max(r['round'] for r in results['runs'])} round(s) "
+          f"(ratio to version {versions[0]})")
+    print(f"{'payload':<24}{'c':>4}" + "".join(f"{'v' + str(v):>18}" for v in versions))
+    for payload, c in cases:
+        medians = [float(np.median([r["images_per_s"] for r in results["runs"]
+                                    if (r["payload"], r["concurrency"], r["version"]) == (payload, c, v)]))
+                   for v in versions]
+        cells = "".join(f"{m:>10,.0f} ({m / medians[0]:.0%})" if i else f"{m:>18,.0f}"
+                        for i, m in enumerate(medians))
+        print(f"{payload:<24}{c:>4}{cells}", flush=True)
 
 
 def architecture(version):
