@@ -72,8 +72,8 @@ def test_the_bound_keeps_accepted_requests_fast(bounded, models):
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed (Debian package 'nginx')")
 def test_nginx_refuses_past_its_bound_before_the_service_has_to(models):
     """The shipped nginx config in front: past its bound on model requests in flight, nginx
-    itself answers 503 ``overloaded`` with Retry-After and the request ID, so the service,
-    whose own bound is higher, never refuses; every other request is served."""
+    itself answers 503 ``overloaded`` with Retry-After (its request ID: test_deploy.py), so the
+    service, whose own bound is higher, never refuses; every other request is served."""
     with LiveServer(models / "models", models, workers=2) as server, \
             Nginx([server.port], models, model_requests=4) as front:
         server.wait_models_loaded()
