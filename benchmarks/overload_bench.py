@@ -24,7 +24,7 @@ the monotonic clock when wrk builds the request and when its answer is
 complete. The table then has the accepted requests' own percentiles. Every
 refusal is checked: a 503 whose body has ``"code": "overloaded"`` and that
 carries ``Retry-After``. Two wrk threads: a thread per connection, as an
-earlier version ran, took about half of the two cores from the server.
+earlier version ran, took up to 0.9 of a core from the server it measured.
 """
 import argparse
 import contextlib
@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.serve_bench import encode, mnist_digits  # noqa: E402
+from service.config import Config  # noqa: E402
+from tests import loadgen  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 from tests.replicas import Nginx  # noqa: E402
 
@@ -92,8 +94,7 @@ end
 
 
 def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q / 100 * len(values)))] if values else float("nan")
+    return loadgen.percentile(sorted(values), q)
 
 
 def run(front, limit, args, workdir, body_file, script):
@@ -135,7 +136,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install {tool}")
     runs = [("direct", limit) for limit in args.limits] if "direct" in args.fronts else []
-    runs += [("nginx", 32)] if "nginx" in args.fronts else []
+    runs += [("nginx", Config(models_dir=".").max_queued_requests)] if "nginx" in args.fronts else []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         body_file, script = tmp / "digit.png", tmp / "overload.lua"
