@@ -35,11 +35,12 @@ def torch_network(cfg):
     import torch.nn as nn
 
     layers, channels, side = [], 1, 28
-    for filters, kernel in cfg.conv:
-        layers += [nn.Conv2d(channels, filters, kernel, padding=kernel // 2), nn.MaxPool2d(2)]
+    for filters, kernel, stride in (tuple(block) + (1,) * (3 - len(block)) for block in cfg.conv):
+        layers.append(nn.Conv2d(channels, filters, kernel, stride=stride, padding=kernel // 2))
+        layers += [nn.MaxPool2d(2)] if stride == 1 else []  # as trainer.train.build_network
         layers += [nn.BatchNorm2d(filters)] if cfg.batchnorm else []
         layers += [nn.ReLU()]
-        channels, side = filters, side // 2
+        channels, side = filters, (side + 2 * (kernel // 2) - kernel) // stride + 1 if stride > 1 else side // 2
     layers.append(nn.Flatten())
     width = channels * side * side
     for hidden in cfg.hidden:

@@ -32,6 +32,21 @@ def test_the_cnn_preset_builds_the_documented_network():
     assert net.predict_proba(np.zeros((2, 784), np.float32)).shape == (2, 10)
 
 
+def test_a_strided_block_shrinks_the_image_by_its_stride_instead_of_a_pool(tmp_path):
+    from neuralnet.model_io import load_version, save_version
+
+    net = build_network(preset("cnn", conv=((8, 5, 2), (6, 3)), hidden=(16,)), np.random.default_rng(0))
+    kinds = [layer.describe()["type"] for layer in net.layers]
+    assert kinds[:9] == ["reshape", "conv2d", "batchnorm", "activation",
+                         "conv2d", "maxpool2d", "batchnorm", "activation", "flatten"]
+    assert net.layers[1].describe()["stride"] == 2 and net.layers[4].describe()["stride"] == 1
+    assert net.layers[9].W.shape == (7 * 7 * 6, 16)  # 28 -> 14 by the stride, 14 -> 7 by the pool
+    # the model format carries the stride: the loaded network answers bit for bit the same
+    x = np.random.default_rng(1).random((5, 784), dtype=np.float32)
+    loaded, _ = load_version(save_version(net, {"name": "m"}, tmp_path, "m"))
+    assert np.array_equal(loaded.predict_proba(x), net.predict_proba(x))
+
+
 def test_augmenters_keep_float32_and_the_range():
     x = np.random.default_rng(0).random((16, 784), dtype=np.float32)
     for name, f in augment.AUGMENTERS.items():

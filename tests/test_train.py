@@ -41,12 +41,13 @@ def test_help_explains_every_option():
     assert "notebook" in text and "800,800" in text and "32:5,64:3" in text  # the presets table
 
 
-@pytest.mark.parametrize("value,expected", [("32:5,64:3", ((32, 5), (64, 3))), ("none", ()), ("8:3", ((8, 3),))])
+@pytest.mark.parametrize("value,expected", [("32:5,64:3", ((32, 5), (64, 3))), ("none", ()), ("8:3", ((8, 3),)),
+                                            ("32:5:2,48:3", ((32, 5, 2), (48, 3)))])
 def test_conv_option_parses_blocks(value, expected):
     assert parser().parse_args(["--conv", value]).conv == expected
 
 
-@pytest.mark.parametrize("value", ["32", "32:0", "a:3", "32:5:1"])
+@pytest.mark.parametrize("value", ["32", "32:0", "a:3", "32:5:0", "32:5:2:1"])
 def test_conv_option_refuses_malformed_blocks(value, capsys):
     with pytest.raises(SystemExit):
         parser().parse_args(["--conv", value])

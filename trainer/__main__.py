@@ -34,7 +34,9 @@ def parser():
                         "the service ships, ~7 min), 'mlp' (784-800-800-10, ~3 min), 'fast' (~15 s), "
                         "'notebook' (the original 784-100-50-10 tanh/MSE per-sample SGD)")
     p.add_argument("--conv", type=_conv_blocks,
-                   help="convolution blocks as FILTERS:KERNEL, comma-separated, e.g. 32:5,64:3; 'none' for an MLP")
+                   help="convolution blocks as FILTERS:KERNEL[:STRIDE], comma-separated, e.g. 32:5,64:3; each "
+                        "halves the image by a 2x2 max pool, or with a STRIDE of 2 by its own stride (32:5:2); "
+                        "'none' for an MLP")
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
                    help="batch normalisation after each convolution block and hidden layer")
     p.add_argument("--epochs", type=int, help="passes over the training split")
@@ -75,9 +77,9 @@ def _conv_blocks(text):
     try:
         blocks = tuple(tuple(int(v) for v in block.split(":")) for block in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected FILTERS:KERNEL[,FILTERS:KERNEL...], got {text!r}") from None
-    if any(len(b) != 2 or min(b) < 1 for b in blocks):
-        raise argparse.ArgumentTypeError(f"expected positive FILTERS:KERNEL pairs, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected FILTERS:KERNEL[:STRIDE][,...], got {text!r}") from None
+    if any(len(b) not in (2, 3) or min(b) < 1 for b in blocks):
+        raise argparse.ArgumentTypeError(f"expected positive FILTERS:KERNEL[:STRIDE] blocks, got {text!r}")
     return blocks
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str = "mlp"
-    conv: tuple = ()  # (filters, kernel) per convolution block; () = an MLP
+    conv: tuple = ()  # (filters, kernel[, stride]) per convolution block; () = an MLP
     batchnorm: bool = False  # after each convolution's pooling and each hidden dense layer
     hidden: tuple = (800, 800)
     activation: str = "relu"
