@@ -242,11 +242,11 @@ def drive(server, version, args, results, tmp, round_=1):
 def report_ratios(results, versions):
     """Each version's median images/s over the rounds, and its ratio to the first version's."""
     cases = dict.fromkeys((r["payload"], r["concurrency"]) for r in results["runs"])
-    print(f"\nimages/s, median of {max(r['round'] for r in results['runs'])} round(s) "
-          f"(ratio to version {versions[0]})")
+    print(f"\nimages/s (req/s where a request carries none), median of "
+          f"{max(r['round'] for r in results['runs'])} round(s) (ratio to version {versions[0]})")
     print(f"{'payload':<24}{'c':>4}" + "".join(f"{'v' + str(v):>18}" for v in versions))
     for payload, c in cases:
-        medians = [float(np.median([r["images_per_s"] for r in results["runs"]
+        medians = [float(np.median([r["images_per_s"] or r["rps"] for r in results["runs"]
                                     if (r["payload"], r["concurrency"], r["version"]) == (payload, c, v)]))
                    for v in versions]
         cells = "".join(f"{m:>10,.0f} ({m / medians[0]:.0%})" if i else f"{m:>18,.0f}"
