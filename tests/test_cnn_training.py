@@ -70,3 +70,16 @@ def test_the_ablation_walks_from_the_notebook_through_the_mlp_to_the_cnn_preset(
     assert replace(rows["notebook"], preset="notebook") == preset("notebook")
     assert replace(rows["shift"], preset="mlp") == preset("mlp")
     assert replace(rows["non-digits"], preset="cnn") == preset("cnn") == preset("default")
+
+
+def test_forward_cost_times_trained_and_untrained_networks_side_by_side(capsys):
+    from benchmarks.forward_cost import main
+    from tests.helpers import COMMITTED_MLP
+
+    main(["--versions", str(COMMITTED_MLP), "--conv", "32:5:2,48:3", "--hidden", "128", "--rounds", "1",
+          "--calls", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) == 2
+    assert rows[0].startswith(f"| {COMMITTED_MLP} | 5.1 | ") and rows[0].endswith(" | 100% |")
+    # 32 5x5 filters, 48 3x3x32 filters, 7*7*48 -> 128 -> 10, their biases and the batch norms' scales
+    assert rows[1].startswith("| conv 32:5:2,48:3, dense 128 | 1.3 | ")
