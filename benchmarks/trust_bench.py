@@ -1,7 +1,7 @@
 """How far an app can trust the answers: statuses, non-digits, calibration and numbers, over HTTP.
 
     python benchmarks/trust_bench.py                                  # ~6-8 minutes on 2 cores
-    python benchmarks/trust_bench.py --model-dir models/mnist --version 4 --baseline-model-dir models/mnist/2
+    python benchmarks/trust_bench.py --model-dir models/mnist --version 5 --baseline-model-dir models/mnist/4
     python benchmarks/trust_bench.py --model-dir models/mnist/2 --n 200   # a quick look: every set capped at 200
 
 Starts the real gunicorn server (2 workers) on 127.0.0.1 serving ``--model-dir``

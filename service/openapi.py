@@ -184,14 +184,14 @@ def infer_body():
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 
-PREDICTED = {"model": {"name": "mnist", "version": "4"}, "predictions": [
-    {"status": "ok", "digit": 7, "confidence": 0.999998,
-     "probabilities": [0.0, 0.0, 0.0, 1e-06, 0.0, 0.0, 0.0, 0.999998, 0.0, 0.0]}]}
-READ = {"model": {"name": "mnist", "version": "4"}, "readings": [
+PREDICTED = {"model": {"name": "mnist", "version": "5"}, "predictions": [
+    {"status": "ok", "digit": 7, "confidence": 0.999999,
+     "probabilities": [0.0, 0.0, 1e-06, 0.0, 0.0, 0.0, 0.0, 0.999999, 0.0, 0.0]}]}
+READ = {"model": {"name": "mnist", "version": "5"}, "readings": [
     {"text": "72", "status": "ok", "confidence": 0.999437,
      "digits": [{"digit": 7, "status": "ok", "confidence": 1.0, "box": [42, 46, 56, 70]},
                 {"digit": 2, "status": "ok", "confidence": 0.999437, "box": [148, 44, 54, 74]}]}]}
-INFERRED = {"model_name": "mnist", "model_version": "4", "id": "r1",
+INFERRED = {"model_name": "mnist", "model_version": "5", "id": "r1",
             "outputs": [{"name": "label", "datatype": "INT64", "shape": [1], "data": [1]}]}
 
 

@@ -42,6 +42,9 @@ def test_the_thresholds_flag_the_stated_share_of_validation_digits(trained):
     assert np.mean(p.max(1)[passing] < block["confidence_threshold"]) == pytest.approx(
         calibrate.UNCERTAIN_RATE, abs=0.001)
     assert block["read_digit_score_threshold"] <= block["digit_score_threshold"]
+    assert block["rates"] == {"not_a_digit": calibrate.NOT_A_DIGIT_RATE,
+                              "read_not_a_digit": calibrate.READ_NOT_A_DIGIT_RATE,
+                              "uncertain": calibrate.UNCERTAIN_RATE}
     assert block["test_ece"]["bins"] == 15 and block["test_ece"]["after"] < block["test_ece"]["before"]
 
 
