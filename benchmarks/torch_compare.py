@@ -19,9 +19,10 @@ import time
 
 import numpy as np
 
+from neuralnet.conv import output_size
 from trainer.data import load_mnist
 from trainer.presets import preset
-from trainer.train import build_network, split
+from trainer.train import build_network, conv_blocks, split
 
 
 def numpy_epoch(net, optimizer, x, y, batch, rng):
@@ -35,12 +36,12 @@ def torch_network(cfg):
     import torch.nn as nn
 
     layers, channels, side = [], 1, 28
-    for filters, kernel, stride in (tuple(block) + (1,) * (3 - len(block)) for block in cfg.conv):
+    for filters, kernel, stride in conv_blocks(cfg):
         layers.append(nn.Conv2d(channels, filters, kernel, stride=stride, padding=kernel // 2))
         layers += [nn.MaxPool2d(2)] if stride == 1 else []  # as trainer.train.build_network
         layers += [nn.BatchNorm2d(filters)] if cfg.batchnorm else []
         layers += [nn.ReLU()]
-        channels, side = filters, (side + 2 * (kernel // 2) - kernel) // stride + 1 if stride > 1 else side // 2
+        channels, side = filters, output_size(side, kernel, stride, kernel // 2) if stride > 1 else side // 2
     layers.append(nn.Flatten())
     width = channels * side * side
     for hidden in cfg.hidden:

@@ -24,6 +24,11 @@ def log(message):
     print(message, file=sys.stdout, flush=True)
 
 
+def conv_blocks(cfg):
+    """``cfg.conv`` as ``(filters, kernel, stride)`` triples: a block given without a stride has 1."""
+    return [(block[0], block[1], block[2] if len(block) > 2 else 1) for block in cfg.conv]
+
+
 def build_network(cfg, rng, side=28, d_out=10):
     """The network ``cfg`` describes: convolution blocks (if any), then the MLP
     ``hidden... - d_out``. A block is conv (same padding) -> 2x2 max pool ->
@@ -39,7 +44,7 @@ def build_network(cfg, rng, side=28, d_out=10):
     if cfg.conv:
         net.add(Reshape((side, side, 1)))
         shape, channels = (side, side, 1), 1
-        for filters, kernel, stride in (tuple(block) + (1,) * (3 - len(block)) for block in cfg.conv):
+        for filters, kernel, stride in conv_blocks(cfg):
             net.add(Conv2D(channels, filters, kernel, stride=stride, padding=kernel // 2, init=cfg.init, rng=rng))
             if stride == 1:
                 net.add(MaxPool2D(2))
@@ -189,7 +194,7 @@ def run(cfg, mnist, models_dir, model_name, runs=1, log_every=1):
 
 def describe(cfg):
     """One line naming the architecture and recipe, e.g. for logs and plot titles."""
-    convs = "".join(f"conv{b[1]}x{b[1]}-{b[0]}" + (f"/{b[2]}" if len(b) > 2 else "") + " " for b in cfg.conv)
+    convs = "".join(f"conv{k}x{k}-{f}" + (f"/{s}" if s > 1 else "") + " " for f, k, s in conv_blocks(cfg))
     convs += "bn " if cfg.batchnorm else ""
     widths = "-".join(str(w) for w in ((*cfg.hidden, 10) if cfg.conv else (784, *cfg.hidden, 10)))
     return f"{convs}{widths} {cfg.activation}, {cfg.loss}, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}"
