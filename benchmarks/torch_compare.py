@@ -1,31 +1,40 @@
 """Seconds per training epoch of the ``cnn`` preset: this NumPy library against PyTorch.
 
     pip install torch==2.13.0        # CPU build; a benchmark-only dependency
-    python benchmarks/torch_compare.py [--epochs 1] [--threads 2]
+    python benchmarks/torch_compare.py [--epochs 2] [--segments 10] [--threads 2]
 
 Both train the same network (the preset's layers, in the same order), with
 the same batch size, optimiser (Adam), initial learning rate and data: the
 55,000-image training split in memory, shuffled, without augmentation or
 validation, so that only the forward pass, the backward pass and the update
 are timed (NumPy's ``fit`` also counts each batch's right answers, which
-costs microseconds). The two alternate epoch by epoch in one process, so both see the
-same machine. PyTorch uses ``--threads`` intra-op threads; NumPy's OpenBLAS
-uses what OPENBLAS_NUM_THREADS allows (all cores by default).
+costs microseconds). PyTorch uses ``--threads`` intra-op threads; NumPy's
+OpenBLAS uses what OPENBLAS_NUM_THREADS allows (all cores by default).
+
+Both run in one process. Each epoch is cut into ``--segments`` runs of
+whole batches, and the two libraries take turns segment by segment, so that
+a change in the machine's speed during the run (a shared VM's is large)
+falls on both alike. A library's epoch is the sum of its segments; the
+spread of the per-segment ratios shows how much the machine moved.
 """
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from neuralnet.conv import output_size
-from trainer.data import load_mnist
-from trainer.presets import preset
-from trainer.train import build_network, conv_blocks, split
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from neuralnet.conv import output_size  # noqa: E402
+from trainer.data import load_mnist  # noqa: E402
+from trainer.presets import preset  # noqa: E402
+from trainer.train import build_network, conv_blocks, split  # noqa: E402
 
 
-def numpy_epoch(net, optimizer, x, y, batch, rng):
+def numpy_segment(net, optimizer, x, y, batch, rng):
     start = time.perf_counter()
     net.fit(x, y, epochs=1, batch_size=batch, lr=optimizer.lr, optimizer=optimizer, rng=rng)
     return time.perf_counter() - start
@@ -51,7 +60,7 @@ def torch_network(cfg):
     return nn.Sequential(*layers)
 
 
-def torch_epoch(model, optimizer, x, y, batch, rng):
+def torch_segment(model, optimizer, x, y, batch, rng):
     import torch
 
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -66,10 +75,18 @@ def torch_epoch(model, optimizer, x, y, batch, rng):
     return time.perf_counter() - start
 
 
+def segments(n, batch, count, rng):
+    """A shuffled epoch of ``n`` samples as ``count`` index arrays of whole batches (the last may be short)."""
+    order = rng.permutation(n)
+    starts = np.array_split(np.arange(0, n, batch), count)
+    return [order[s[0]:s[-1] + batch] for s in starts if len(s)]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cnn")
-    p.add_argument("--epochs", type=int, default=2, help="epochs of each, alternating")
+    p.add_argument("--epochs", type=int, default=2, help="epochs of each")
+    p.add_argument("--segments", type=int, default=10, help="turns per epoch: the libraries alternate this often")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
     args = p.parse_args()
@@ -89,15 +106,27 @@ def main():
     tx = torch.from_numpy(x.reshape(-1, 1, 28, 28).copy())
     ty = torch.from_numpy(y.argmax(1))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; numpy {np.__version__}, torch {torch.__version__} "
-          f"({args.threads} threads); preset {args.preset}, batch {cfg.batch_size}, {len(x):,} images per epoch",
-          flush=True)
-    times = {"numpy": [], "torch": []}
+          f"({args.threads} threads); preset {args.preset}, batch {cfg.batch_size}, {len(x):,} images per epoch "
+          f"in {args.segments} turns", flush=True)
+    times, turns = {"numpy": [], "torch": []}, []
     for epoch in range(1, args.epochs + 1):
-        times["numpy"].append(numpy_epoch(net, np_opt, x, y, cfg.batch_size, rng))
-        times["torch"].append(torch_epoch(model, t_opt, tx, ty, cfg.batch_size, rng))
+        spent = {"numpy": 0.0, "torch": 0.0}
+        for idx in segments(len(x), cfg.batch_size, args.segments, rng):
+            tidx = torch.from_numpy(idx)
+            xs, ys, txs, tys = x[idx], y[idx], tx[tidx], ty[tidx]  # gathered outside the timings
+            turn = (numpy_segment(net, np_opt, xs, ys, cfg.batch_size, rng),
+                    torch_segment(model, t_opt, txs, tys, cfg.batch_size, rng))
+            spent["numpy"] += turn[0]
+            spent["torch"] += turn[1]
+            turns.append(turn[0] / turn[1])
+        for library in times:
+            times[library].append(spent[library])
         print(f"epoch {epoch}: numpy {times['numpy'][-1]:.1f} s, torch {times['torch'][-1]:.1f} s", flush=True)
     n, t = min(times["numpy"]), min(times["torch"])
     print(f"\nbest epoch: numpy {n:.1f} s, torch {t:.1f} s; numpy / torch = {n / t:.2f}x")
+    q1, median, q3 = np.percentile(turns, [25, 50, 75])
+    print(f"numpy / torch per turn: median {median:.2f}x, middle half {q1:.2f}-{q3:.2f}x, "
+          f"range {min(turns):.2f}-{max(turns):.2f}x over {len(turns)} turns")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from trainer import augment
 from trainer.data import load_mnist
@@ -83,3 +84,13 @@ def test_forward_cost_times_trained_and_untrained_networks_side_by_side(capsys):
     assert rows[0].startswith(f"| {COMMITTED_MLP} | 5.1 | ") and rows[0].endswith(" | 100% |")
     # 32 5x5 filters, 48 3x3x32 filters, 7*7*48 -> 128 -> 10, their biases and the batch norms' scales
     assert rows[1].startswith("| conv 32:5:2,48:3, dense 128 | 1.3 | ")
+
+
+@pytest.mark.parametrize("n, batch, count", [(55_000, 128, 10), (1_000, 128, 3), (300, 128, 10)])
+def test_torch_compare_turns_cover_an_epoch_once_in_whole_batches(n, batch, count):
+    from benchmarks.torch_compare import segments
+
+    turns = segments(n, batch, count, np.random.default_rng(0))
+    assert len(turns) == min(count, -(-n // batch))
+    assert sorted(np.concatenate(turns)) == list(range(n))  # every sample once
+    assert all(len(t) % batch == 0 for t in turns[:-1])  # only the last turn may end in a short batch
