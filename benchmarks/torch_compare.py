@@ -2,6 +2,7 @@
 
     pip install torch==2.13.0        # CPU build; a benchmark-only dependency
     python benchmarks/torch_compare.py [--epochs 2] [--segments 10] [--threads 2]
+    python benchmarks/torch_compare.py --conv 32:5,64:3 --hidden 256   # models/mnist/4's network
 
 Both train the same network (the preset's layers, in the same order), with
 the same batch size, optimiser (Adam), initial learning rate and data: the
@@ -29,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from neuralnet.conv import output_size  # noqa: E402
+from trainer.__main__ import _conv_blocks  # noqa: E402
 from trainer.data import load_mnist  # noqa: E402
 from trainer.presets import preset  # noqa: E402
 from trainer.train import build_network, conv_blocks, split  # noqa: E402
@@ -87,6 +89,9 @@ def main():
     p.add_argument("--preset", default="cnn")
     p.add_argument("--epochs", type=int, default=2, help="epochs of each")
     p.add_argument("--segments", type=int, default=10, help="turns per epoch: the libraries alternate this often")
+    p.add_argument("--conv", type=_conv_blocks, help="the preset with these blocks instead (as mnist-train --conv)")
+    p.add_argument("--hidden", type=lambda s: tuple(int(w) for w in s.split(",")),
+                   help="the preset with these dense widths instead (as mnist-train --hidden)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
     args = p.parse_args()
@@ -96,7 +101,8 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = preset(args.preset)
+    overrides = {name: value for name, value in (("conv", args.conv), ("hidden", args.hidden)) if value is not None}
+    cfg = preset(args.preset, **overrides)
     rng = np.random.default_rng(0)
     (x, y), _, _ = split(load_mnist(args.data_dir), cfg, rng)
     net = build_network(cfg, rng)
@@ -106,8 +112,8 @@ def main():
     tx = torch.from_numpy(x.reshape(-1, 1, 28, 28).copy())
     ty = torch.from_numpy(y.argmax(1))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; numpy {np.__version__}, torch {torch.__version__} "
-          f"({args.threads} threads); preset {args.preset}, batch {cfg.batch_size}, {len(x):,} images per epoch "
-          f"in {args.segments} turns", flush=True)
+          f"({args.threads} threads); preset {args.preset} {overrides or ''}, batch {cfg.batch_size}, "
+          f"{len(x):,} images per epoch in {args.segments} turns", flush=True)
     times, turns = {"numpy": [], "torch": []}, []
     for epoch in range(1, args.epochs + 1):
         spent = {"numpy": 0.0, "torch": 0.0}
