@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from neuralnet.model_io import load_version  # noqa: E402
-from trainer.__main__ import _conv_blocks, _show  # noqa: E402
+from trainer.__main__ import _conv_blocks, _show, _widths  # noqa: E402
 from trainer.presets import preset  # noqa: E402
 from trainer.train import build_network  # noqa: E402
 
@@ -46,7 +46,7 @@ def networks(args):
         sys.exit("--hidden takes one value or one per --conv")
     hidden = args.hidden * len(args.conv) if len(args.hidden) == 1 else args.hidden
     for conv, width in zip(args.conv, hidden):
-        cfg = preset("cnn", conv=conv, hidden=tuple(int(w) for w in width.split(",")))
+        cfg = preset("cnn", conv=conv, hidden=_widths(width))
         label = f"conv {_show(cfg.conv)}, dense {_show(cfg.hidden)}"
         nets.append((label, build_network(cfg, np.random.default_rng(0))))
     return nets

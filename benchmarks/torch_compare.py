@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from neuralnet.conv import output_size  # noqa: E402
-from trainer.__main__ import _conv_blocks  # noqa: E402
+from trainer.__main__ import _conv_blocks, _widths  # noqa: E402
 from trainer.data import load_mnist  # noqa: E402
 from trainer.presets import preset  # noqa: E402
 from trainer.train import build_network, conv_blocks, split  # noqa: E402
@@ -90,7 +90,7 @@ def main():
     p.add_argument("--epochs", type=int, default=2, help="epochs of each")
     p.add_argument("--segments", type=int, default=10, help="turns per epoch: the libraries alternate this often")
     p.add_argument("--conv", type=_conv_blocks, help="the preset with these blocks instead (as mnist-train --conv)")
-    p.add_argument("--hidden", type=lambda s: tuple(int(w) for w in s.split(",")),
+    p.add_argument("--hidden", type=_widths,
                    help="the preset with these dense widths instead (as mnist-train --hidden)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))

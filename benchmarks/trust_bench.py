@@ -251,8 +251,13 @@ def status_row(name, predictions, labels=None):
     row = [name, len(predictions)] + [pct(st[s]) for s in STATUSES]
     if labels is not None:
         ok = [p["digit"] == y for p, y in zip(predictions, labels) if p["status"] == "ok"]
-        row += [pct(sum(ok) / max(len(predictions), 1)), pct(np.mean(ok) if ok else np.nan)]
+        row += [pct(ok_and_right(predictions, labels)), pct(np.mean(ok) if ok else np.nan)]
     return row
+
+
+def ok_and_right(predictions, labels):
+    """The share of ``predictions`` answered ``ok`` with the right digit."""
+    return sum(p["status"] == "ok" and p["digit"] == y for p, y in zip(predictions, labels)) / max(len(predictions), 1)
 
 
 # -- the tables from the server's answers --------------------------------------------
@@ -261,8 +266,7 @@ def report_digits(answers, truth, results):
     header = ["set", "n", *STATUSES, "ok and right", "accuracy of ok"]
     rows = [status_row("MNIST test, 28x28 PNG", mnist, truth["mnist"])]
     results["mnist_not_ok"] = 1 - shares([p["status"] for p in mnist])["ok"]
-    results["mnist_ok_right"] = np.mean([p["status"] == "ok" and p["digit"] == y
-                                         for p, y in zip(mnist, truth["mnist"])])
+    results["mnist_ok_right"] = ok_and_right(mnist, truth["mnist"])
     by_kind = {}
     for (kind, label), p in zip(truth["uploads"], answers["uploads"]):
         by_kind.setdefault(kind, ([], []))

@@ -42,7 +42,7 @@ def parser():
     p.add_argument("--epochs", type=int, help="passes over the training split")
     p.add_argument("--batch-size", type=int, help="samples per gradient step")
     p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--hidden", type=lambda s: tuple(int(w) for w in s.split(",")),
+    p.add_argument("--hidden", type=_widths,
                    help="hidden layer widths, comma-separated, e.g. 800,800")
     p.add_argument("--activation", choices=sorted(set(activations.ACTIVATIONS) - {"softmax"}),
                    help="hidden-layer activation")
@@ -69,6 +69,14 @@ def parser():
     p.add_argument("--model-name", default=os.environ.get("MODEL_NAME", "mnist"),
                    help="model name: versions go to MODELS_DIR/NAME/N (env MODEL_NAME)")
     return p
+
+
+def _widths(text):
+    """``"800,800"`` -> ``(800, 800)``: the dense layers' widths."""
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTH[,WIDTH...], got {text!r}") from None
 
 
 def _conv_blocks(text):
