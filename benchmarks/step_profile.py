@@ -12,13 +12,17 @@ time goes before and after changing a layer; ``torch_compare.py`` gives the
 per-epoch figure that counts.
 """
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from neuralnet import optim
-from trainer.presets import preset
-from trainer.train import build_network
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from neuralnet import optim  # noqa: E402
+from trainer.presets import preset  # noqa: E402
+from trainer.train import build_network  # noqa: E402
 
 
 def profile(net, opt, x, y, steps, warmup=3):

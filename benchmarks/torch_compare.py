@@ -3,6 +3,7 @@
     pip install torch==2.13.0        # CPU build; a benchmark-only dependency
     python benchmarks/torch_compare.py [--epochs 2] [--segments 10] [--threads 2]
     python benchmarks/torch_compare.py --conv 32:5,64:3 --hidden 256   # models/mnist/4's network
+    python benchmarks/torch_compare.py --batch 128                     # another batch size, for both
 
 Both train the same network (the preset's layers, in the same order), with
 the same batch size, optimiser (Adam), initial learning rate and data: the
@@ -92,6 +93,7 @@ def main():
     p.add_argument("--conv", type=_conv_blocks, help="the preset with these blocks instead (as mnist-train --conv)")
     p.add_argument("--hidden", type=_widths,
                    help="the preset with these dense widths instead (as mnist-train --hidden)")
+    p.add_argument("--batch", type=int, help="the preset with this batch size instead")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
     args = p.parse_args()
@@ -101,7 +103,8 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    overrides = {name: value for name, value in (("conv", args.conv), ("hidden", args.hidden)) if value is not None}
+    given = {"conv": args.conv, "hidden": args.hidden, "batch_size": args.batch}
+    overrides = {name: value for name, value in given.items() if value is not None}
     cfg = preset(args.preset, **overrides)
     rng = np.random.default_rng(0)
     (x, y), _, _ = split(load_mnist(args.data_dir), cfg, rng)

@@ -13,12 +13,16 @@ import argparse
 import json
 import os
 import platform
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from trainer.download import fetch_mnist
-from trainer.presets import preset
-from trainer.train import train_once
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from trainer.download import fetch_mnist  # noqa: E402
+from trainer.presets import preset  # noqa: E402
+from trainer.train import train_once  # noqa: E402
 
 
 def measure(name, runs, seed, mnist, log_every):
