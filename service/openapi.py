@@ -184,10 +184,10 @@ def infer_body():
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 
-PREDICTED = {"model": {"name": "mnist", "version": "5"}, "predictions": [
+PREDICTED = {"model": {"name": "mnist", "version": "6"}, "predictions": [
     {"status": "ok", "digit": 7, "confidence": 0.999999,
      "probabilities": [0.0, 0.0, 1e-06, 0.0, 0.0, 0.0, 0.0, 0.999999, 0.0, 0.0]}]}
-READ = {"model": {"name": "mnist", "version": "5"}, "readings": [
+READ = {"model": {"name": "mnist", "version": "6"}, "readings": [
     {"text": "72", "status": "ok", "confidence": 0.999437,
      "digits": [{"digit": 7, "status": "ok", "confidence": 1.0, "box": [42, 46, 56, 70]},
                 {"digit": 2, "status": "ok", "confidence": 0.999437, "box": [148, 44, 54, 74]}]}]}

@@ -70,7 +70,7 @@ def test_the_ablation_walks_from_the_notebook_through_the_mlp_to_the_cnn_preset(
     rows = {name: cfg for name, _, cfg in configs()}
     assert replace(rows["notebook"], preset="notebook") == preset("notebook")
     assert replace(rows["shift"], preset="mlp") == preset("mlp")
-    assert replace(rows["serving-cost"], preset="cnn") == preset("cnn") == preset("default")
+    assert replace(rows["batch-64"], preset="cnn") == preset("cnn") == preset("default")
 
 
 def test_forward_cost_times_trained_and_untrained_networks_side_by_side(capsys):

@@ -14,7 +14,7 @@ def readme_loader(version_dir):
     """Execute the README's first python block with its path pointed at ``version_dir``."""
     block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     namespace = {}
-    exec(block.replace('"models/mnist/5"', repr(str(version_dir))), namespace)
+    exec(block.replace('"models/mnist/6"', repr(str(version_dir))), namespace)
     return namespace["predict_proba"]
 
 

@@ -77,7 +77,7 @@ def server(tmp_path_factory):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     tmp = tmp_path_factory.mktemp("readme")
-    shutil.copytree(COMMITTED_MODEL, tmp / "models" / "mnist" / "5")
+    shutil.copytree(COMMITTED_MODEL, tmp / "models" / "mnist" / "6")
     with LiveServer(tmp / "models", tmp, api_key="", access_log="true") as live:
         live.wait_models_loaded()
         yield live

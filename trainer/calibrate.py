@@ -31,7 +31,7 @@ the served network let 8% of them through (docs/answers.md).
 A version written before the block existed, or before these rates, gets
 its block (re)fitted in place, from its card's seed and validation split:
 
-    python -m trainer.calibrate models/mnist/5 [--data-dir path/to/mnist]
+    python -m trainer.calibrate models/mnist/6 [--data-dir path/to/mnist]
 """
 import argparse
 import json
@@ -104,7 +104,7 @@ def main(argv=None):
     from trainer.data import load_mnist
 
     p = argparse.ArgumentParser(description="Refit a model version's answers block on its validation split.")
-    p.add_argument("version_dir", help="a version directory, e.g. models/mnist/5")
+    p.add_argument("version_dir", help="a version directory, e.g. models/mnist/6")
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR", "data/mnist"),
                    help="the four MNIST IDX files (env MNIST_DIR)")
     args = p.parse_args(argv)
