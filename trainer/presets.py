@@ -51,8 +51,8 @@ PRESETS = {
     # on 8,000 generated non-digits so that it can say "not a digit". Its first convolution
     # strides instead of pooling, and the layers after it are narrow: the widths that keep one
     # served image cheap next to the MLP's (docs/benchmarks.md#cnn-against-mlp). Batches of 64,
-    # not 128: as accurate, and this library's epoch comes within 1.5x of PyTorch's where at 128
-    # it took 1.5-2x (docs/benchmarks.md#the-cnn-against-pytorch).
+    # not 128: as accurate, and this library's epoch comes nearer PyTorch's
+    # (docs/benchmarks.md#the-cnn-against-pytorch).
     "cnn": TrainConfig(preset="cnn", conv=((32, 5, 2), (48, 3)), batchnorm=True, hidden=(128,), epochs=16,
                        lr=2e-3, batch_size=64, augment="handwriting", outliers=8_000),
 }
